@@ -1,0 +1,5 @@
+import sys
+
+from gsdf.cli import main
+
+sys.exit(main())

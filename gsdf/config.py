@@ -1,0 +1,271 @@
+"""Configuration: load, validate against the JSON schema, apply presets, resolve experiments.
+
+The science configuration lives in ``config/config.yaml`` (validated by
+``workflow/schemas/config.schema.yaml``) and ``config/experiments/*.yaml`` (one per model variant,
+overrides only). Runtime settings (threads, GPUs, partitions) live in Snakemake profiles.
+
+Resolution order of an experiment's settings, later wins:
+
+1. defaults of the dataclasses that consume them (``gsdf.models`` / ``gsdf.train``);
+2. ``config/experiments/{base}.yaml`` (the reference's settings for that model);
+3. ``experiment_overrides`` in the config (what a preset such as the small CPU one changes);
+4. the experiment's own entry under ``sweeps`` (for sweep entries such as ``gsdf_lat21``).
+
+Stage configuration objects are dataclasses built with :func:`from_dict`, which refuses unknown
+keys with a message naming the key and the allowed ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
+EXPERIMENTS_DIR = REPO_ROOT / "config" / "experiments"
+PRESETS_DIR = REPO_ROOT / "config" / "presets"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, misspelled or of the wrong type."""
+
+
+def load_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} not found")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return {} if data is None else data
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """Recursive dict merge; ``override`` wins. Inputs are not modified."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation with readable messages
+# ----------------------------------------------------------------------------------------------
+
+
+def _schema_at(schema: dict, path: list) -> dict:
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return node
+
+
+def _describe(error: jsonschema.ValidationError, schema: dict) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(_schema_at(schema, list(error.absolute_path)).get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        return f"unknown config key(s) {extra} {where}; allowed keys: {allowed}"
+    if error.validator == "enum":
+        return f"config key '{key}' = {error.instance!r} is not allowed; allowed values: " \
+               f"{error.validator_value}"
+    if error.validator == "type":
+        return f"config key '{key}' = {error.instance!r} has the wrong type; expected " \
+               f"{error.validator_value}"
+    if error.validator == "required":
+        return f"config section '{key}' is missing a required key: {error.message}"
+    return f"config key '{key}': {error.message}"
+
+
+def _fill_defaults(schema: dict, instance: Any) -> Any:
+    """Fill missing keys with the schema's ``default`` values, recursively (objects only)."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    for name, sub in schema.get("properties", {}).items():
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            instance[name] = _fill_defaults(sub, instance[name])
+    return instance
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return load_yaml(path)
+
+
+def validate_config(config: Mapping, schema: dict | None = None) -> dict:
+    """Validate ``config`` against the schema, filling defaults. Returns a new dict.
+
+    Raises:
+        ConfigError: naming the offending key and the allowed keys, values or type.
+    """
+    schema = load_schema() if schema is None else schema
+    filled = _fill_defaults(schema, copy.deepcopy(dict(config)))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(
+            _describe(e, schema) for e in errors))
+    return filled
+
+
+def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
+    """Merge ``config/presets/{preset}.yaml`` over ``config``; command-line values still win."""
+    preset = config.get("preset", "default")
+    preset_file = PRESETS_DIR / f"{preset}.yaml"
+    if not preset_file.exists():
+        allowed = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ConfigError(f"config key 'preset' = {preset!r}: no file {preset_file}; "
+                          f"allowed values: {allowed}")
+    merged = deep_merge(config, load_yaml(preset_file))
+    return deep_merge(merged, command_line or {})
+
+
+def load_config(path: str | Path = CONFIG_PATH, overrides: Mapping | None = None) -> dict:
+    """Load, merge overrides and preset, validate. The same resolution the Snakefile does."""
+    raw = deep_merge(load_yaml(path), overrides or {})
+    return validate_config(apply_preset(raw, overrides))
+
+
+# ----------------------------------------------------------------------------------------------
+# Experiments
+# ----------------------------------------------------------------------------------------------
+
+
+def experiment_names(config: Mapping) -> list[str]:
+    return list(config.get("experiments", []))
+
+
+def base_experiment(config: Mapping, name: str) -> str:
+    """The experiment file an experiment name resolves to (a sweep entry names its ``base``)."""
+    sweeps = config.get("sweeps") or {}
+    seen = [name]
+    while name in sweeps:
+        name = sweeps[name].get("base")
+        if name is None or name in seen:
+            raise ConfigError(f"sweeps.{seen[-1]} needs a 'base' experiment (no cycles)")
+        seen.append(name)
+    return name
+
+
+def resolve_experiment(config: Mapping, name: str,
+                       experiments_dir: str | Path = EXPERIMENTS_DIR) -> dict:
+    """The full settings of experiment ``name`` (see the module docstring for the order).
+
+    Returns:
+        dict with at least ``name``, ``model`` and whatever the experiment files define
+        (``model_args``, ``train``, ``pose_experiment`` ...).
+    """
+    experiments_dir = Path(experiments_dir)
+    sweeps = config.get("sweeps") or {}
+    chain = []
+    cur = name
+    while cur in sweeps:
+        chain.append(sweeps[cur])
+        cur = sweeps[cur].get("base")
+        if cur is None:
+            raise ConfigError(f"sweeps.{name}: missing 'base' (the experiment it inherits from)")
+        if len(chain) > 16:
+            raise ConfigError(f"sweeps.{name}: 'base' chain is cyclic")
+    path = experiments_dir / f"{cur}.yaml"
+    if not path.exists():
+        allowed = sorted(p.stem for p in experiments_dir.glob("*.yaml")) + sorted(sweeps)
+        raise ConfigError(f"experiment {name!r} (base {cur!r}): no file {path}; "
+                          f"allowed experiments: {allowed}")
+    resolved = load_yaml(path)
+    resolved = deep_merge(resolved, config.get("experiment_overrides") or {})
+    for entry in reversed(chain):
+        resolved = deep_merge(resolved, {k: v for k, v in entry.items() if k != "base"})
+    resolved["name"] = name
+    if "model" not in resolved:
+        raise ConfigError(f"experiment {name!r}: {path} must set 'model'")
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------
+# Typed config objects
+# ----------------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_dict(tp, value, where)
+    if origin in (tuple,) and isinstance(value, list | tuple):
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, where) for v in value)
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg) and isinstance(value, Mapping):
+                return from_dict(arg, value, where)
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys.
+
+    Args:
+        cls: a dataclass type; nested dataclass fields are built recursively.
+        data: the mapping (``None`` means all defaults).
+        where: dotted config location used in error messages, e.g. ``"train"``.
+    """
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f"'{where}'" if where else cls.__name__
+        raise ConfigError(f"unknown key(s) {unknown} in {prefix}; allowed keys: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints.get(name, Any), value, f"{where}.{name}" if where else name)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where or cls.__name__}: {err}") from err
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested) -> plain dict of builtins."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def parse_params(text: str | None) -> dict:
+    """Parse a CLI ``--params`` value: a JSON object, or ``@path`` to a JSON/YAML file."""
+    if not text:
+        return {}
+    if text.startswith("@"):
+        return load_yaml(text[1:])
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--params is not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise ConfigError("--params must be a JSON object")
+    return value

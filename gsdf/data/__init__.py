@@ -1,0 +1,1 @@
+"""gsdf.data (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""gsdf.eval (see docs/architecture.md)."""

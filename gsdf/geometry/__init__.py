@@ -1,0 +1,1 @@
+"""gsdf.geometry (see docs/architecture.md)."""

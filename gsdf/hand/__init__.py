@@ -1,0 +1,1 @@
+"""gsdf.hand (see docs/architecture.md)."""

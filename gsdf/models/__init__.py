@@ -1,0 +1,1 @@
+"""gsdf.models (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""gsdf.synth (see docs/architecture.md)."""

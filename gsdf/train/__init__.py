@@ -1,0 +1,1 @@
+"""gsdf.train (see docs/architecture.md)."""

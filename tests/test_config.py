@@ -1,0 +1,65 @@
+"""Config loading: defaults, readable errors, presets, experiment resolution."""
+
+import pytest
+
+from gsdf.config import ConfigError, deep_merge, from_dict, load_config, resolve_experiment
+
+
+def test_defaults_filled_and_valid():
+    cfg = load_config()
+    assert cfg["dataset"] == "synth"
+    assert cfg["datasets"]["dexycb"]["recon_scale"] == pytest.approx(6.2)
+    assert cfg["datasets"]["obman"]["recon_scale"] == pytest.approx(7.0)
+
+
+def test_typo_names_key_and_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides={"datasets": {"synth": {"recon_scal": 3}}})
+    msg = str(err.value)
+    assert "recon_scal" in msg and "recon_scale" in msg and "datasets.synth" in msg
+
+
+def test_wrong_enum_lists_allowed_values():
+    with pytest.raises(ConfigError, match=r"allowed values: \['synth', 'obman', 'dexycb'\]"):
+        load_config(overrides={"dataset": "foo"})
+
+
+def test_wrong_type_is_reported():
+    with pytest.raises(ConfigError, match="hand.seed.*expected integer"):
+        load_config(overrides={"hand": {"seed": "x"}})
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="preset"):
+        load_config(overrides={"preset": "huge"})
+
+
+def test_deep_merge_does_not_mutate():
+    a = {"x": {"y": 1, "z": 2}}
+    b = {"x": {"y": 3}}
+    assert deep_merge(a, b) == {"x": {"y": 3, "z": 2}}
+    assert a == {"x": {"y": 1, "z": 2}}
+
+
+def test_sweep_inherits_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: m\nmodel_args: {a: 1, b: 2}\n")
+    cfg = {"sweeps": {"base_b3": {"base": "base", "model_args": {"b": 3}}},
+           "experiment_overrides": {"model_args": {"a": 5}}}
+    exp = resolve_experiment(cfg, "base_b3", experiments_dir=tmp_path)
+    assert exp["model_args"] == {"a": 5, "b": 3}
+    assert exp["name"] == "base_b3"
+    with pytest.raises(ConfigError, match="allowed experiments"):
+        resolve_experiment(cfg, "nope", experiments_dir=tmp_path)
+
+
+def test_from_dict_refuses_unknown_keys():
+    from dataclasses import dataclass
+
+    @dataclass
+    class C:
+        lr: float = 1e-4
+        epochs: int = 3
+
+    assert from_dict(C, {"lr": 1}).lr == 1.0
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\] in 'train'"):
+        from_dict(C, {"epoch": 3}, "train")

@@ -1,0 +1,1 @@
+# Stage `prepare`: rules are added by the issue that builds it (see README 'Stages').

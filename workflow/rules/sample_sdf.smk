@@ -1,0 +1,1 @@
+# Stage `sample_sdf`: rules are added by the issue that builds it (see README 'Stages').

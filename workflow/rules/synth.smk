@@ -1,0 +1,1 @@
+# Stage `synth`: rules are added by the issue that builds it (see README 'Stages').
