@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gsdf.config import resolve_experiment
-from gsdf.paths import SPLITS, Layout
+from gsdf.paths import Layout
 
 
 def dumps(obj) -> str:
@@ -84,11 +84,17 @@ class Pipeline:
     # --- targets --------------------------------------------------------------------------
 
     def all_targets(self) -> list[str]:
-        """What `rule all` builds: every stage up to the furthest one whose rules exist."""
+        """What `rule all` builds for ``config["dataset"]``: every experiment's ``metrics.csv``,
+        the comparison (CSV, markdown, plot), the SDF preview and, for the synthetic dataset,
+        the contact sheet. Everything upstream follows from the rules' inputs."""
         dataset = self.config["dataset"]
-        targets: list[str] = []
-        for split in SPLITS:
-            targets += self.shards("dataset_shard", dataset, split)
+        targets = [self.path("metrics", exp=exp, dataset=dataset)
+                   for exp in self.config["experiments"]]
+        targets += [self.path(name, dataset=dataset)
+                    for name in ("comparison", "comparison_md", "comparison_plot")]
+        targets.append(self.path("sdf_preview", dataset=dataset))
+        if dataset == "synth":
+            targets.append(self.path("contact_sheet", dataset=dataset))
         return targets
 
     def path(self, name: str, **fields) -> str:
