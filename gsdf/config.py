@@ -32,8 +32,6 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
-EXPERIMENTS_DIR = REPO_ROOT / "config" / "experiments"
-PRESETS_DIR = REPO_ROOT / "config" / "presets"
 
 
 class ConfigError(ValueError):
@@ -128,12 +126,20 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
     return filled
 
 
+def config_dir(name: str) -> Path:
+    """``config/{name}`` of the working directory if it exists (a copied workflow), else the one
+    of this checkout."""
+    local = Path("config") / name
+    return local if local.is_dir() else REPO_ROOT / "config" / name
+
+
 def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
     """Merge ``config/presets/{preset}.yaml`` over ``config``; command-line values still win."""
     preset = config.get("preset", "default")
-    preset_file = PRESETS_DIR / f"{preset}.yaml"
+    presets_dir = config_dir("presets")
+    preset_file = presets_dir / f"{preset}.yaml"
     if not preset_file.exists():
-        allowed = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        allowed = sorted(p.stem for p in presets_dir.glob("*.yaml"))
         raise ConfigError(f"config key 'preset' = {preset!r}: no file {preset_file}; "
                           f"allowed values: {allowed}")
     merged = deep_merge(config, load_yaml(preset_file))
@@ -168,13 +174,15 @@ def base_experiment(config: Mapping, name: str) -> str:
 
 
 def resolve_experiment(config: Mapping, name: str,
-                       experiments_dir: str | Path = EXPERIMENTS_DIR) -> dict:
+                       experiments_dir: str | Path | None = None) -> dict:
     """The full settings of experiment ``name`` (see the module docstring for the order).
 
     Returns:
         dict with at least ``name``, ``model`` and whatever the experiment files define
         (``model_args``, ``train``, ``pose_experiment`` ...).
     """
+    if experiments_dir is None:
+        experiments_dir = config_dir("experiments")
     experiments_dir = Path(experiments_dir)
     sweeps = config.get("sweeps") or {}
     chain = []
