@@ -68,3 +68,72 @@ def main(argv: list[str] | None = None) -> int:
 # Stages. Keep each block small: parse, then call one library function. New stages append
 # their block at the end of this file.
 # ---------------------------------------------------------------------------------------------
+
+
+# --- sample_sdf (issue 4) --------------------------------------------------------------------
+
+
+def _sample_sdf_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split-dir", required=True,
+                   help="results/datasets/{dataset}/{split} (canonical layout)")
+    p.add_argument("--manifest", help="dataset shard manifest shards/shard_{k}.json")
+    p.add_argument("--out", help="SDF shard to write, results/{dataset}/sdf/{split}/shard_{k}.npz")
+    p.add_argument("--skipped", help="CSV of skipped samples (id, reason) to write")
+    p.add_argument("--preview", help="PNG to write: one sample of --from-shard (or --out) with "
+                   "its points coloured by hand/object sign, next to its image")
+    p.add_argument("--from-shard", help="existing SDF shard to preview (no sampling)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("sample_sdf", "sample SDF points of hand and object for one dataset shard",
+         _sample_sdf_args)
+def sample_sdf(args: argparse.Namespace) -> int:
+    import logging
+
+    from gsdf.config import parse_params
+    from gsdf.geometry.sdf import render_preview, run_shard
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.manifest:
+        if not (args.out and args.skipped):
+            raise SystemExit("gsdf sample_sdf: --manifest needs --out and --skipped")
+        run_shard(args.split_dir, args.manifest, args.out, args.skipped,
+                  parse_params(args.params), progress=not args.no_progress)
+    if args.preview:
+        shard = args.from_shard or args.out
+        if not shard:
+            raise SystemExit("gsdf sample_sdf: --preview needs --from-shard or --manifest/--out")
+        sid = render_preview(shard, args.split_dir, args.preview)
+        logging.getLogger("gsdf").info("preview of %s written to %s", sid, args.preview)
+    if not (args.manifest or args.preview):
+        raise SystemExit("gsdf sample_sdf: give --manifest/--out/--skipped and/or --preview")
+    return 0
+
+
+# --- pack (issue 4) --------------------------------------------------------------------------
+
+
+def _pack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split-dir", required=True,
+                   help="results/datasets/{dataset}/{split} (canonical layout)")
+    p.add_argument("--manifests", nargs="+", required=True, help="the split's shard manifests")
+    p.add_argument("--sdf-shards", nargs="+", required=True, help="the split's SDF shards")
+    p.add_argument("--annotations", required=True, help="annotations.json to write")
+    p.add_argument("--rgb-lmdb", required=True, help="rgb.lmdb folder to write")
+    p.add_argument("--sdf-hand-lmdb", required=True, help="sdf_hand.lmdb folder to write")
+    p.add_argument("--sdf-obj-lmdb", required=True, help="sdf_obj.lmdb folder to write")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("pack", "pack a split into annotations.json and LMDB databases", _pack_args)
+def pack(args: argparse.Namespace) -> int:
+    import logging
+
+    from gsdf.config import parse_params
+    from gsdf.data.pack import pack_split
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    pack_split(args.split_dir, args.manifests, args.sdf_shards, args.annotations, args.rgb_lmdb,
+               args.sdf_hand_lmdb, args.sdf_obj_lmdb, parse_params(args.params),
+               progress=not args.no_progress)
+    return 0

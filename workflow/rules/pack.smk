@@ -1,1 +1,43 @@
-# Stage `pack`: rules are added by the issue that builds it (see README 'Stages').
+# Stage `pack` (the reference's "cocoify"): a split's canonical layout and SDF shards become
+# annotations.json (COCO style) and the rgb / sdf_hand / sdf_obj LMDB databases
+# (gsdf/data/lmdb_io.py owns the format). Both splits are packed; training reads train,
+# reconstruction reads test.
+
+
+def pack_params(wildcards):
+    return pipe.stage_params("pack", wildcards.dataset)
+
+
+def pack_split_dir(wildcards):
+    return pipe.path("split_dir", dataset=wildcards.dataset, split=wildcards.split)
+
+
+def pack_input(wildcards):
+    return {
+        "manifests": pipe.shards("dataset_shard", wildcards.dataset, wildcards.split),
+        "sdf": pipe.shards("sdf_shard", wildcards.dataset, wildcards.split),
+    }
+
+
+rule pack:
+    input:
+        unpack(pack_input),
+    output:
+        annotations=pipe.pattern("annotations"),
+        rgb=directory(pipe.pattern("rgb_lmdb")),
+        sdf_hand=directory(pipe.pattern("sdf_hand_lmdb")),
+        sdf_obj=directory(pipe.pattern("sdf_obj_lmdb")),
+    log:
+        config["results"] + "/logs/pack/{dataset}_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=pack_params,
+        split_dir=pack_split_dir,
+    shell:
+        "gsdf pack --split-dir {params.split_dir:q} --manifests {input.manifests:q}"
+        " --sdf-shards {input.sdf:q} --annotations {output.annotations:q}"
+        " --rgb-lmdb {output.rgb:q} --sdf-hand-lmdb {output.sdf_hand:q}"
+        " --sdf-obj-lmdb {output.sdf_obj:q} --no-progress --params {params.cfg:q}"
+        " > {log:q} 2>&1"

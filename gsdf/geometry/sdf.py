@@ -1,0 +1,511 @@
+"""SDF sampling of hand-object pairs (stage ``sample_sdf``, DESIGN.md section 6).
+
+For every sample of a dataset shard, points are drawn around the hand mesh (the *hand set*) and
+around the object mesh (the *object set*) as Grasping Field's ``PreprocessMesh`` (itself DeepSDF's
+``SampleSDFNearSurface``) does:
+
+* both meshes are normalised together into the unit sphere: centre ``c`` = centre of the joint
+  axis-aligned bounding box, radius ``r`` = largest vertex distance to ``c`` times ``buffer``
+  (1.03);
+* ``near_fraction`` (47/50) of each set's ``points_per_mesh`` (20,000) points: ``n_near / 2``
+  area-weighted surface samples, each perturbed twice with isotropic Gaussian noise of variance
+  ``variance`` (0.005) and ``second_variance`` (0.0005), in normalised units (standard deviations
+  ``0.071 r`` and ``0.022 r``);
+* the rest uniform in the normalised bounding cube ``[-cube/2, cube/2]^3`` (``cube`` = 2).
+
+Every point gets the signed distance to the hand and to the object, and the part label of the
+nearest hand face. Distances are exact point-to-triangle distances (libigl
+``point_mesh_squared_distance``, which also gives the nearest face); the sign is negative inside,
+decided by the generalised winding number (libigl ``fast_winding_number > 0.5``), which is right
+on meshes with holes (ShapeNet objects) where the nearest normal alone is not. The hand is
+watertight; it uses the same test (it is cheap). The part label of a face is the majority part
+of its three vertices (the first vertex's part when all three differ).
+
+Points and distances are stored in the **hand frame** (docs/architecture.md): ``p_hand = (p_cam -
+wrist) * recon_scale / 2`` with ``wrist = hand_joints_3d[0]``; distances are multiplied by
+``recon_scale / 2`` too.
+
+Shard file format (``results/{dataset}/sdf/{split}/shard_{k}.npz``, version 1)
+---------------------------------------------------------------------------
+``S`` samples, ``Nh`` / ``No`` points in all hand / object sets of the shard:
+
+=====================  ============  ======================================================
+key                    shape, dtype  meaning
+=====================  ============  ======================================================
+``format_version``     (), int64     1
+``ids``                (S,), str     sample ids, in manifest order (skipped ones left out)
+``recon_scale``        (), float64   the dataset's hand-frame scale (points scaled by half)
+``wrist``              (S, 3) f64    origin of each sample's hand frame, camera metres
+``hand_offsets``       (S+1,) int64  rows of sample ``i`` are ``hand_offsets[i]:[i+1]``
+``hand_num_pos``       (S,) int64    the first ``num_pos`` rows of a sample are outside the
+                                     hand (sdf_hand > 0), the rest inside (<= 0)
+``hand_data``          (Nh, 5) f32   columns ``x, y, z, sdf_hand, sdf_obj`` (hand frame)
+``hand_part``          (Nh,) uint8   part label of the nearest hand face (0 palm .. 5 pinky)
+``obj_offsets`` ...    as above      the object set; ``obj_num_pos`` counts sdf_obj > 0
+``config``             (), str       JSON of the resolved stage params
+=====================  ============  ======================================================
+
+Use :func:`load_shard` / :class:`SDFShard` to read it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import igl
+import numpy as np
+import trimesh
+
+from gsdf.config import from_dict, to_dict
+from gsdf.geometry.mesh_io import MeshError, load_mesh, load_vertex_parts
+from gsdf.utils.io import atomic_path, read_json, save_npz
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DATA_COLUMNS = ("x", "y", "z", "sdf_hand", "sdf_obj")
+SETS = ("hand", "obj")
+NUM_PARTS = 6
+
+
+@dataclass
+class SampleSDFConfig:
+    """Config section ``sample_sdf`` (defaults: Grasping Field's ``PreprocessMesh``).
+
+    Attributes:
+        points_per_mesh: points drawn around each mesh (hand set and object set each).
+        near_fraction: fraction of them near the surface; the rest is uniform in the cube.
+        variance: variance of the first (coarse) Gaussian perturbation, normalised units.
+        second_variance: variance of the second (fine) perturbation, normalised units.
+        buffer: the normalisation radius is the largest vertex distance times this.
+        cube: side of the uniform-sampling cube, normalised units (2 = the sphere's cube).
+        winding_threshold: a point is inside a mesh where its winding number exceeds this.
+        seed: base seed; each sample's generator is seeded from (seed, sample id).
+        compressed: write the shard with ``np.savez_compressed``.
+    """
+
+    points_per_mesh: int = 20000
+    near_fraction: float = 47.0 / 50.0
+    variance: float = 0.005
+    second_variance: float = 0.0005
+    buffer: float = 1.03
+    cube: float = 2.0
+    winding_threshold: float = 0.5
+    seed: int = 0
+    compressed: bool = False
+
+    def __post_init__(self):
+        if self.points_per_mesh < 2:
+            raise ValueError(f"sample_sdf.points_per_mesh must be >= 2, got {self.points_per_mesh}")
+        if not 0.0 <= self.near_fraction <= 1.0:
+            raise ValueError(
+                f"sample_sdf.near_fraction must be in [0, 1], got {self.near_fraction}")
+        if self.variance < 0 or self.second_variance < 0:
+            raise ValueError("sample_sdf.variance and second_variance must be >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Distances
+# ---------------------------------------------------------------------------------------------
+
+
+class MeshSDF:
+    """Exact signed distance to one triangle mesh (libigl), with the nearest face.
+
+    Args:
+        vertices: (V, 3) float, any unit (distances come back in the same unit).
+        faces: (F, 3) int.
+        winding_threshold: inside where the generalised winding number is above this.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, winding_threshold: float = 0.5):
+        self.vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3 or len(self.vertices) == 0:
+            raise MeshError(f"vertices must be (V, 3) with V > 0, got {self.vertices.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or len(self.faces) == 0:
+            raise MeshError(f"faces must be (F, 3) with F > 0, got {self.faces.shape}")
+        if not np.isfinite(self.vertices).all():
+            raise MeshError("mesh has NaN or infinite vertex coordinates")
+        if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
+            raise MeshError("face indices out of range")
+        self.winding_threshold = winding_threshold
+
+    def unsigned(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distance to the surface and the index of the nearest face.
+
+        Args:
+            points: (N, 3).
+        Returns:
+            distance (N,) float64 and face index (N,) int64.
+        """
+        pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(pts) == 0:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        sq, face, _ = igl.point_mesh_squared_distance(pts, self.vertices, self.faces)
+        return np.sqrt(np.maximum(sq, 0.0)), np.asarray(face, dtype=np.int64)
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: generalised winding number > threshold (robust to holes)."""
+        pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(pts) == 0:
+            return np.zeros(0, dtype=bool)
+        return igl.fast_winding_number(self.vertices, self.faces, pts) > self.winding_threshold
+
+    def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Signed distance (N,) float64, negative inside, and the nearest face (N,) int64."""
+        dist, face = self.unsigned(points)
+        return np.where(self.inside(points), -dist, dist), face
+
+
+def face_parts(faces: np.ndarray, vertex_parts: np.ndarray) -> np.ndarray:
+    """Part label of every face: majority of its 3 vertices, the first vertex's on a 3-way tie.
+
+    Args:
+        faces: (F, 3) int.
+        vertex_parts: (V,) int labels.
+    Returns:
+        (F,) uint8.
+    """
+    p = np.asarray(vertex_parts)[np.asarray(faces)]  # (F, 3)
+    out = p[:, 0].copy()
+    second = (p[:, 1] == p[:, 2]) & (p[:, 1] != p[:, 0])  # vertices 1 and 2 outvote vertex 0
+    out[second] = p[second, 1]
+    return out.astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SetSamples:
+    """One set of a sample (hand or object): rows ordered outside first, then inside.
+
+    Attributes:
+        data: (n, 5) float32 ``x, y, z, sdf_hand, sdf_obj`` in the hand frame.
+        part: (n,) uint8 part of the nearest hand face.
+        num_pos: rows ``[:num_pos]`` are outside this set's mesh (sdf > 0).
+    """
+
+    data: np.ndarray
+    part: np.ndarray
+    num_pos: int
+
+
+@dataclass
+class PairSamples:
+    """Both sets of one sample, plus the hand-frame origin (camera metres)."""
+
+    hand: SetSamples
+    obj: SetSamples
+    wrist: np.ndarray
+
+
+def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Area-weighted uniform samples on the surface: (count, 3)."""
+    tris = mesh.vertices[mesh.faces]  # (F, 3, 3)
+    area = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    total = area.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise MeshError("mesh has zero surface area (degenerate faces)")
+    face = rng.choice(len(area), size=count, p=area / total)
+    u, v = rng.random((2, count))
+    flip = u + v > 1.0  # reflect into the triangle
+    u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
+    t = tris[face]
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+
+
+def draw_points(mesh: trimesh.Trimesh, center: np.ndarray, radius: float,
+                cfg: SampleSDFConfig, rng: np.random.Generator) -> np.ndarray:
+    """Query points of one set, camera metres: (points_per_mesh, 3) (near, then uniform)."""
+    n_near = int(round(cfg.points_per_mesh * cfg.near_fraction))
+    n_surf = n_near // 2
+    surf = sample_surface(mesh, n_surf, rng)
+    coarse = surf + rng.normal(0.0, np.sqrt(cfg.variance) * radius, surf.shape)
+    fine = surf + rng.normal(0.0, np.sqrt(cfg.second_variance) * radius, surf.shape)
+    n_uniform = cfg.points_per_mesh - 2 * n_surf
+    uniform = center + (rng.random((n_uniform, 3)) - 0.5) * cfg.cube * radius
+    return np.concatenate([coarse, fine, uniform], axis=0)
+
+
+def _seed_of(seed: int, sample_id: str) -> list[int]:
+    return [int(seed)] + list(sample_id.encode("utf-8"))
+
+
+def sample_pair(hand: trimesh.Trimesh, hand_vertex_parts: np.ndarray, obj: trimesh.Trimesh,
+                wrist: np.ndarray, recon_scale: float, cfg: SampleSDFConfig,
+                rng: np.random.Generator) -> PairSamples:
+    """Sample the hand set and the object set of one hand-object pair.
+
+    Args:
+        hand: watertight hand mesh, camera metres.
+        hand_vertex_parts: (V_hand,) part label per hand vertex.
+        obj: object mesh, camera metres (need not be watertight).
+        wrist: (3,) origin of the hand frame, camera metres.
+        recon_scale: hand-frame scale; points and distances are multiplied by ``recon_scale / 2``.
+        cfg: sampling settings.
+        rng: random generator.
+    Returns:
+        both sets, in the hand frame.
+    """
+    hand_sdf = MeshSDF(hand.vertices, hand.faces, cfg.winding_threshold)
+    obj_sdf = MeshSDF(obj.vertices, obj.faces, cfg.winding_threshold)
+    parts = face_parts(hand_sdf.faces, hand_vertex_parts)
+    both = np.concatenate([hand_sdf.vertices, obj_sdf.vertices])
+    center = 0.5 * (both.min(axis=0) + both.max(axis=0))
+    radius = float(np.linalg.norm(both - center, axis=1).max()) * cfg.buffer
+    if not radius > 0:
+        raise MeshError("hand and object meshes are a single point")
+    wrist = np.asarray(wrist, dtype=np.float64).reshape(3)
+    factor = recon_scale / 2.0
+    sets = {}
+    for name, mesh, own in (("hand", hand, 0), ("obj", obj, 1)):
+        pts = draw_points(mesh, center, radius, cfg, rng)  # (n, 3) camera metres
+        d_hand, face = hand_sdf(pts)
+        d_obj, _ = obj_sdf(pts)
+        data = np.empty((len(pts), 5), dtype=np.float64)
+        data[:, :3] = (pts - wrist) * factor
+        data[:, 3] = d_hand * factor
+        data[:, 4] = d_obj * factor
+        pos = data[:, 3 + own] > 0
+        order = np.concatenate([np.flatnonzero(pos), np.flatnonzero(~pos)])
+        sets[name] = SetSamples(data[order].astype(np.float32), parts[face[order]],
+                                int(pos.sum()))
+    return PairSamples(hand=sets["hand"], obj=sets["obj"], wrist=wrist)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shard files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SDFShard:
+    """An SDF shard in memory (see the module docstring for the format)."""
+
+    ids: list[str]
+    recon_scale: float
+    wrist: np.ndarray
+    arrays: dict[str, np.ndarray]
+    config: dict
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, i: int, which: str) -> SetSamples:
+        """Set ``which`` ("hand" | "obj") of sample ``i``."""
+        off = self.arrays[f"{which}_offsets"]
+        a, b = int(off[i]), int(off[i + 1])
+        return SetSamples(self.arrays[f"{which}_data"][a:b], self.arrays[f"{which}_part"][a:b],
+                          int(self.arrays[f"{which}_num_pos"][i]))
+
+    def items(self) -> Iterator[tuple[str, SetSamples, SetSamples]]:
+        for i, sid in enumerate(self.ids):
+            yield sid, self.get(i, "hand"), self.get(i, "obj")
+
+
+def save_shard(path: str | Path, ids: Sequence[str], samples: Sequence[PairSamples],
+               recon_scale: float, config: dict, compressed: bool = False) -> None:
+    """Atomically write an SDF shard (format in the module docstring)."""
+    arrays: dict[str, Any] = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "ids": np.array(list(ids), dtype=str),
+        "recon_scale": np.array(float(recon_scale)),
+        "wrist": np.array([s.wrist for s in samples], dtype=np.float64).reshape(-1, 3),
+        "config": np.array(json.dumps(config, sort_keys=True)),
+    }
+    for name in SETS:
+        sets = [getattr(s, name) for s in samples]
+        counts = [len(s.data) for s in sets]
+        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        arrays[f"{name}_num_pos"] = np.array([s.num_pos for s in sets], dtype=np.int64)
+        arrays[f"{name}_data"] = (np.concatenate([s.data for s in sets]) if sets
+                                  else np.zeros((0, 5), np.float32)).astype(np.float32)
+        arrays[f"{name}_part"] = (np.concatenate([s.part for s in sets]) if sets
+                                  else np.zeros(0, np.uint8)).astype(np.uint8)
+    save_npz(path, compressed=compressed, **arrays)
+
+
+def load_shard(path: str | Path) -> SDFShard:
+    """Read an SDF shard written by :func:`save_shard`.
+
+    Raises:
+        ValueError: not a shard of a known format version.
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    version = int(arrays.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: SDF shard format version {version}, expected "
+                         f"{FORMAT_VERSION}; rerun sample_sdf")
+    return SDFShard(ids=[str(s) for s in arrays.pop("ids")],
+                    recon_scale=float(arrays.pop("recon_scale")), wrist=arrays.pop("wrist"),
+                    config=json.loads(str(arrays.pop("config"))), arrays=arrays)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_one(split_dir: Path, sample_id: str, recon_scale: float, cfg: SampleSDFConfig
+               ) -> PairSamples:
+    """Load one sample of the canonical layout and sample it. Raises ValueError/OSError on bad
+    input (the caller records it as skipped)."""
+    meta_path = split_dir / "meta" / f"{sample_id}.json"
+    meta = read_json(meta_path)
+    joints = np.asarray(meta.get("hand_joints_3d", []), dtype=np.float64)
+    if joints.shape != (21, 3):
+        raise ValueError(f"{meta_path}: hand_joints_3d has shape {joints.shape}, expected (21, 3)")
+    if not np.isfinite(joints).all():
+        raise ValueError(f"{meta_path}: hand_joints_3d has NaN or infinite values")
+    hand_path = split_dir / "mesh_hand" / f"{sample_id}.ply"
+    hand = load_mesh(hand_path)
+    parts = load_vertex_parts(hand, hand_path)
+    obj = load_mesh(split_dir / "mesh_obj" / f"{sample_id}.ply")
+    rng = np.random.default_rng(_seed_of(cfg.seed, sample_id))
+    return sample_pair(hand, parts, obj, joints[0], recon_scale, cfg, rng)
+
+
+def write_skipped(path: str | Path, skipped: Sequence[dict]) -> None:
+    """Atomically write ``skipped.csv`` (columns ``id, reason``)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "reason"])
+        writer.writeheader()
+        for row in skipped:
+            writer.writerow({"id": row["id"], "reason": row["reason"]})
+
+
+def read_skipped(path: str | Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def config_from_params(params: dict) -> tuple[SampleSDFConfig, float]:
+    """(``SampleSDFConfig``, ``recon_scale``) from a job's params (``sample_sdf`` + ``dataset``)."""
+    cfg = from_dict(SampleSDFConfig, params.get("sample_sdf", {}), "sample_sdf")
+    recon_scale = float(params.get("dataset", {}).get("recon_scale", 7.0))
+    return cfg, recon_scale
+
+
+def run_shard(split_dir: str | Path, manifest: str | Path, out: str | Path,
+              skipped_csv: str | Path, params: dict, progress: bool = True) -> dict:
+    """Sample every id of a dataset shard manifest; write the SDF shard and its skipped.csv.
+
+    Samples with bad input (missing/unreadable/empty/NaN mesh, missing part labels, bad meta)
+    are skipped and listed with the reason; samples the dataset stage already skipped are
+    listed too. Returns counts ``{"done": ..., "skipped": ...}``.
+
+    Raises:
+        FileNotFoundError: the split folder or the manifest does not exist.
+    """
+    from tqdm import tqdm
+
+    split_dir, manifest = Path(split_dir), Path(manifest)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"split folder {split_dir} not found; run the synth/prepare "
+                                "stage first")
+    cfg, recon_scale = config_from_params(params)
+    man = read_json(manifest)
+    ids = [str(i) for i in man.get("ids", [])]
+    skipped = [{"id": s.get("id"), "reason": f"dataset stage: {s.get('reason')}"}
+               for s in man.get("skipped", [])]
+    done_ids, samples = [], []
+    for sid in tqdm(ids, desc=f"sample_sdf {manifest.stem}", disable=not progress):
+        try:
+            samples.append(sample_one(split_dir, sid, recon_scale, cfg))
+            done_ids.append(sid)
+        except (ValueError, OSError) as err:  # MeshError is a ValueError
+            log.warning("skipping %s: %s", sid, err)
+            skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
+    resolved = {"sample_sdf": to_dict(cfg), "recon_scale": recon_scale}
+    save_shard(out, done_ids, samples, recon_scale, resolved, cfg.compressed)
+    write_skipped(skipped_csv, skipped)
+    counts = {"done": len(done_ids), "skipped": len(skipped)}
+    log.info("sample_sdf %s: %d samples done, %d skipped", manifest, counts["done"],
+             counts["skipped"])
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Preview
+# ---------------------------------------------------------------------------------------------
+
+
+def render_preview(shard_path: str | Path, split_dir: str | Path, out: str | Path,
+                   index: int = 0, max_points: int = 4000) -> str:
+    """PNG of one sample: its image, the inside points projected onto it (hand red, object
+    blue), and a side view of all near-surface points coloured by hand/object sign.
+
+    Returns the sample id drawn. Raises ``ValueError`` if the shard is empty.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    shard = load_shard(shard_path)
+    if len(shard) == 0:
+        raise ValueError(f"{shard_path}: no samples to preview")
+    index = min(index, len(shard) - 1)
+    sid = shard.ids[index]
+    split_dir = Path(split_dir)
+    meta = read_json(split_dir / "meta" / f"{sid}.json")
+    image = np.asarray(Image.open(split_dir / "rgb" / f"{sid}.jpg").convert("RGB"))
+    data = np.concatenate([shard.get(index, "hand").data, shard.get(index, "obj").data])
+    rng = np.random.default_rng(0)
+    data = data[rng.permutation(len(data))[:max_points]]
+    factor = shard.recon_scale / 2.0
+    cam = data[:, :3] / factor + shard.wrist[index]  # back to camera metres
+    K = np.asarray(meta["cam_intr"], dtype=np.float64)
+    uv = cam @ K.T
+    uv = uv[:, :2] / uv[:, 2:3]
+    in_hand, in_obj = data[:, 3] <= 0, data[:, 4] <= 0
+    outside = ~in_hand & ~in_obj
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    axes[0].imshow(image)
+    axes[0].set_title(f"{sid}")
+    axes[1].imshow(image, alpha=0.5)
+    axes[1].scatter(*uv[in_obj].T, s=2, c="tab:blue", label="inside object")
+    axes[1].scatter(*uv[in_hand].T, s=2, c="tab:red", label="inside hand")
+    axes[1].set_xlim(0, image.shape[1])
+    axes[1].set_ylim(image.shape[0], 0)
+    axes[1].legend(loc="lower right", fontsize=7, markerscale=4)
+    axes[1].set_title("inside points projected (camera intrinsics)")
+    near = np.minimum(np.abs(data[:, 3]), np.abs(data[:, 4])) < 0.05
+    ax = axes[2]
+    ax.scatter(*data[outside & near][:, [0, 2]].T, s=1, c="0.75", label="outside both")
+    ax.scatter(*data[in_obj][:, [0, 2]].T, s=2, c="tab:blue", label="sdf_obj < 0")
+    ax.scatter(*data[in_hand][:, [0, 2]].T, s=2, c="tab:red", label="sdf_hand < 0")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (hand frame)")
+    ax.set_ylabel("z (hand frame)")
+    ax.legend(loc="lower right", fontsize=7, markerscale=4)
+    ax.set_title("side view, hand frame (|sdf| < 0.05 or inside)")
+    for a in axes[:2]:
+        a.axis("off")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return sid
+
+
+__all__ = [
+    "DATA_COLUMNS", "FORMAT_VERSION", "MeshSDF", "PairSamples", "SDFShard", "SampleSDFConfig",
+    "SetSamples", "config_from_params", "draw_points", "face_parts", "load_shard",
+    "read_skipped", "render_preview", "run_shard", "sample_one", "sample_pair", "sample_surface",
+    "save_shard", "write_skipped",
+]
