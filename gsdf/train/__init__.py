@@ -1,1 +1,24 @@
-"""gsdf.train (see docs/architecture.md)."""
+"""gsdf.train: the ``train_pose`` / ``train_sdf`` stages (see docs/architecture.md).
+
+* :func:`run_train`: what ``gsdf train`` calls (build model + dataset from params, then fit);
+* :func:`fit`: the DDP training loop (resumable, preemption-safe, NaN guard);
+* :func:`load_trained_model`: a finished checkpoint -> ``(model, experiment)`` for reconstruction;
+* :class:`TrainConfig`: the ``train:`` keys of an experiment.
+"""
+
+from gsdf.train.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    last_checkpoint_path,
+    load_trained_model,
+    read_checkpoint,
+)
+from gsdf.train.config import TrainConfig, train_config
+from gsdf.train.distributed import DistEnv, cleanup_distributed, init_distributed
+from gsdf.train.loop import NonFiniteLoss, Preempted, TrainOutputs, fit
+from gsdf.train.run import data_kind, run_train
+
+__all__ = ["FORMAT_VERSION", "CheckpointError", "DistEnv", "NonFiniteLoss", "Preempted",
+           "TrainConfig", "TrainOutputs", "cleanup_distributed", "data_kind", "fit",
+           "init_distributed", "last_checkpoint_path", "load_trained_model", "read_checkpoint",
+           "run_train", "train_config"]

@@ -1,0 +1,78 @@
+"""Entry point of the ``train_pose`` / ``train_sdf`` stages (``gsdf train``): build the model
+and the dataset from the job's params, then :func:`gsdf.train.loop.fit`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gsdf.config import ConfigError
+from gsdf.train.config import TrainConfig, train_config
+from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
+from gsdf.train.loop import TrainOutputs, fit
+
+# Dataset kind each model trains on (docs/architecture.md, "Training batch").
+DATA_KINDS = {"pose": "pose", "gsdf_video": "video"}
+
+
+def data_kind(model_name: str) -> str:
+    """``"pose"`` / ``"video"`` / ``"sdf"``: what ``gsdf.data.build_dataset`` builds for a model."""
+    return DATA_KINDS.get(model_name, "sdf")
+
+
+def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """Keyword arguments of ``gsdf.data.build_dataset`` for a training run.
+
+    Raises:
+        ConfigError: ``train.image_size`` disagrees with ``model_args.image_size``.
+    """
+    args = dict(experiment.get("model_args") or {})
+    if "image_size" in args and int(args["image_size"]) != cfg.image_size:
+        raise ConfigError(f"experiment {experiment.get('name')!r}: train.image_size = "
+                          f"{cfg.image_size} but model_args.image_size = {args['image_size']}; "
+                          f"set both to the same value")
+    return {"kind": data_kind(experiment["model"]), "train": True,
+            "image_size": cfg.image_size, "num_points": cfg.num_points,
+            "clamp": args.get("clamp_dist", 0.05), "frames": int(args.get("num_frames", 1)),
+            "augment": cfg.augment, "aug": cfg.aug, "seed": cfg.seed}
+
+
+def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainOutputs,
+              pose_checkpoint: str | Path | None = None, device: str | None = None,
+              progress: bool = True) -> list[dict[str, float]]:
+    """Train the experiment of ``params`` on the packed split ``packed_dir``.
+
+    Args:
+        params: ``{"experiment": resolved experiment, "dataset": {"name", "recon_scale", ...},
+            "train": global train defaults (optional)}`` (what ``Pipeline.experiment_params``
+            gives the rule).
+        packed_dir: ``results/{dataset}/train`` (``gsdf.paths`` ``packed_dir``).
+        outputs: the files to write.
+        pose_checkpoint: the frozen pose network's checkpoint (gsdf-style models).
+        device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
+        progress: progress bar on rank 0.
+
+    Returns:
+        The per-epoch log rows.
+    """
+    from gsdf.data import build_dataset
+    from gsdf.models import build_model
+
+    experiment = dict(params["experiment"])
+    if "model" not in experiment:
+        raise ConfigError("--params: 'experiment' has no 'model'")
+    cfg = train_config(experiment, params.get("train"))
+    options = dataset_options(experiment, cfg)
+    context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
+    env = init_distributed(device)
+    try:
+        seed_everything(cfg.seed)  # identical initial weights on every rank
+        model = build_model(experiment["model"], dict(experiment.get("model_args") or {}),
+                            **context)
+        dataset = build_dataset(packed_dir, **options)
+        return fit(model, dataset, cfg, outputs, experiment=experiment, env=env,
+                   dataset_info=params.get("dataset") or {}, context=context,
+                   progress=progress)
+    finally:
+        cleanup_distributed(env)
