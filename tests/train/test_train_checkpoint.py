@@ -1,4 +1,4 @@
-"""Checkpoint format: corrupt / foreign / incompatible checkpoints are refused, never half-loaded."""
+"""Checkpoint format: corrupt, foreign and incompatible checkpoints are refused."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""TrainConfig: the schema's `train` defaults, unknown keys, invalid values, resolution order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gsdf.config import ConfigError, load_config, load_schema
+from gsdf.train import TrainConfig, train_config
+from gsdf.train.run import data_kind, dataset_options
+
+
+def test_schema_defaults_equal_dataclass_defaults():
+    schema = load_schema()["properties"]["train"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert set(schema) == set(fields)
+    for name, default in fields.items():
+        value = schema[name]["default"]
+        assert (list(default) if isinstance(default, tuple) else default) == value, name
+        assert schema[name]["description"]
+
+
+def test_experiment_overrides_global_defaults():
+    defaults = load_config()["train"]
+    cfg = train_config({"model": "gf", "train": {"epochs": 3, "lr_decay_epochs": [2]}}, defaults)
+    assert cfg.epochs == 3 and cfg.lr_decay_epochs == (2,) and cfg.batch_size == 64
+
+
+def test_unknown_key_names_allowed_keys():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\] in 'train'.*epochs"):
+        train_config({"model": "gf", "train": {"epoch": 3}})
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"lr_decay_factor": 2.0},
+                                 {"lr_decay_epochs": [5, 2]}, {"num_workers": -1}])
+def test_invalid_values_refused(bad):
+    with pytest.raises(ConfigError, match="train."):
+        train_config({"model": "gf", "train": bad})
+
+
+def test_config_typo_in_train_section_refused():
+    with pytest.raises(ConfigError, match="batchsize"):
+        load_config(overrides={"train": {"batchsize": 3}})
+
+
+def test_dataset_options_follow_the_model():
+    cfg = TrainConfig(image_size=128, num_points=64)
+    assert data_kind("pose") == "pose" and data_kind("gsdf_video") == "video"
+    assert data_kind("gsdf") == "sdf" and data_kind("gf") == "sdf"
+    opts = dataset_options({"model": "gsdf_video", "model_args": {
+        "num_frames": 5, "clamp_dist": 0.04, "image_size": 128}}, cfg)
+    assert opts["kind"] == "video" and opts["frames"] == 5 and opts["clamp"] == 0.04
+    assert opts["num_points"] == 64 and opts["image_size"] == 128
+    with pytest.raises(ConfigError, match="model_args.image_size = 256"):
+        dataset_options({"name": "gf", "model": "gf", "model_args": {"image_size": 256}}, cfg)
