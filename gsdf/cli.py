@@ -137,3 +137,44 @@ def pack(args: argparse.Namespace) -> int:
                args.sdf_hand_lmdb, args.sdf_obj_lmdb, parse_params(args.params),
                progress=not args.no_progress)
     return 0
+
+
+# --- train (issue 6): stages train_pose / train_sdf ------------------------------------------
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="packed train split, results/{dataset}/train")
+    p.add_argument("--checkpoint", required=True,
+                   help="final checkpoint.pt to write (checkpoint.last.pt beside it resumes)")
+    p.add_argument("--log-csv", required=True, help="train_log.csv to write")
+    p.add_argument("--curves", required=True, help="learning_curves.png to write")
+    p.add_argument("--config-out", default=None, help="resolved config.yaml to write")
+    p.add_argument("--pose-checkpoint", default=None,
+                   help="frozen pose network (gsdf-style models), results/{dataset}/pose_*/...")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="default: cuda if available, else cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("train", "train a model (train_pose / train_sdf); run under torchrun for DDP",
+         _train_args)
+def train(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from gsdf.config import parse_params
+    from gsdf.train import CheckpointError, NonFiniteLoss, Preempted, TrainOutputs, run_train
+
+    outputs = TrainOutputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
+                           Path(args.config_out) if args.config_out else None)
+    try:
+        run_train(parse_params(args.params), args.data, outputs,
+                  pose_checkpoint=args.pose_checkpoint, device=args.device,
+                  progress=not args.no_progress)
+    except Preempted as err:
+        print(f"gsdf train: {err}", file=sys.stderr)
+        return 128 + int(err.signum)
+    except (NonFiniteLoss, CheckpointError) as err:
+        print(f"gsdf train: {err}", file=sys.stderr)
+        return 2
+    return 0
