@@ -118,11 +118,30 @@ def read_meta_info(path: str | Path, expected_format: str | None = None) -> dict
     return info
 
 
+# One read-only environment per database path per process. py-lmdb refuses to open a path twice
+# in one process, and a forked DataLoader worker inherits the parent's open environments: a
+# worker closes its inherited copy (harmless with lock=False) and opens its own.
+_ENVS: dict[str, tuple[int, lmdb.Environment]] = {}
+
+
+def _open_env(path: Path) -> lmdb.Environment:
+    key = str(Path(path).resolve())
+    entry = _ENVS.get(key)
+    if entry is not None and entry[0] == os.getpid():
+        return entry[1]
+    if entry is not None:  # inherited through fork
+        entry[1].close()
+    env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, subdir=True,
+                    max_readers=512)
+    _ENVS[key] = (os.getpid(), env)
+    return env
+
+
 class LMDBReader:
     """Read-only access to one packed LMDB, opened lazily once per process.
 
-    Safe to pickle into DataLoader workers: the environment is not pickled, and a worker opens
-    its own on first use (``readonly=True, lock=False, readahead=False``).
+    Safe to pass to DataLoader workers (forked or spawned): the reader holds no environment;
+    each process opens its own on first use (``readonly=True, lock=False, readahead=False``).
 
     Args:
         path: the ``*.lmdb`` folder.
@@ -133,21 +152,11 @@ class LMDBReader:
         self.path = Path(path)
         self.meta = read_meta_info(self.path, expected_format)
         self.index: dict[str, int] = self.meta["index"]
-        self._env: lmdb.Environment | None = None
-        self._pid: int | None = None
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_env"], state["_pid"] = None, None
-        return state
 
     @property
     def env(self) -> lmdb.Environment:
-        if self._env is None or self._pid != os.getpid():
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                  meminit=False, subdir=True, max_readers=512)
-            self._pid = os.getpid()
-        return self._env
+        """This process's environment of the database (opened on first use)."""
+        return _open_env(self.path)
 
     def __len__(self) -> int:
         return self.meta["count"]
@@ -164,9 +173,11 @@ class LMDBReader:
         return value
 
     def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env, self._pid = None, None
+        """Close this process's environment of the database (other readers of the same path
+        in this process reopen it on their next read)."""
+        entry = _ENVS.pop(str(self.path.resolve()), None)
+        if entry is not None and entry[0] == os.getpid():
+            entry[1].close()
 
 
 class RGBReader(LMDBReader):

@@ -1,0 +1,162 @@
+"""Stage pack and the LMDB readers: lossless round trip, counts, O(1) lookups, concurrency."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from sdf_fixtures import SMALL_PARAMS, write_split
+from torch.utils.data import DataLoader, Dataset
+
+from gsdf.data.lmdb_io import PackError, RGBReader, SDFReader, read_meta_info
+from gsdf.data.pack import check_database, load_annotations, pack_split
+from gsdf.geometry.sdf import load_shard
+
+
+def test_round_trip_is_lossless(packed_split):
+    root = packed_split.parents[1]
+    split_dir = root / "datasets" / "synth" / "train"
+    coco = load_annotations(packed_split)
+    ids = [a["sample_id"] for a in coco["annotations"]]
+    assert len(ids) == 6 and coco["info"]["count"] == 6 and coco["info"]["skipped"] == []
+    # annotations carry every meta key unchanged
+    for ann in coco["annotations"]:
+        meta = json.loads((split_dir / "meta" / f"{ann['sample_id']}.json").read_text())
+        for key, value in meta.items():
+            assert ann[key] == value, key
+    # images: the JPEG bytes, unchanged
+    rgb = RGBReader(packed_split / "rgb.lmdb")
+    for sid in ids:
+        assert rgb.get_bytes(sid) == (split_dir / "rgb" / f"{sid}.jpg").read_bytes()
+        assert rgb.get(sid).shape == (256, 256, 3)
+    # SDF rows: exactly the shard's rows, counts match annotations
+    readers = {w: SDFReader(packed_split / f"sdf_{w}.lmdb") for w in ("hand", "obj")}
+    for k in range(2):
+        shard = load_shard(root / "synth" / "sdf" / "train" / f"shard_{k:03d}.npz")
+        for i, sid in enumerate(shard.ids):
+            for which, reader in readers.items():
+                s = shard.get(i, which)
+                pos, neg = reader.get(sid)
+                rows = np.concatenate([pos, neg])
+                np.testing.assert_array_equal(rows[:, :5], s.data)
+                np.testing.assert_array_equal(rows[:, 5], s.part)
+                assert len(pos) == s.num_pos
+                ann = coco["annotations"][ids.index(sid)]
+                assert ann[f"sdf_{which}_num"] == [len(pos), len(neg)]
+    for name in ("rgb.lmdb", "sdf_hand.lmdb", "sdf_obj.lmdb"):
+        meta = check_database(packed_split, name, coco)
+        assert meta["count"] == len(coco["annotations"]) == len(coco["images"])
+
+
+class NoScanList(list):
+    """A key list that fails if anything scans it."""
+
+    def index(self, *a, **k):
+        raise AssertionError("key lookup scanned the key list")
+
+    def __iter__(self):
+        raise AssertionError("key lookup iterated the key list")
+
+    def __contains__(self, item):
+        raise AssertionError("key lookup scanned the key list")
+
+
+def test_key_lookup_does_not_scan_the_key_list(packed_split):
+    reader = SDFReader(packed_split / "sdf_hand.lmdb")
+    sid = reader.meta["keys"][-1]
+    reader.meta["keys"] = NoScanList(reader.meta["keys"])
+    pos, neg = reader.get(sid)
+    assert len(pos) + len(neg) == 2000
+
+
+def test_disagreeing_counts_are_a_clear_error(packed_split, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(packed_split, bad)
+    meta_path = bad / "sdf_obj.lmdb" / "meta_info.json"
+    meta = json.loads(meta_path.read_text())
+    dropped = meta["keys"].pop()
+    del meta["index"][dropped]
+    meta["count"] -= 1
+    meta["pos_num"].pop()
+    meta["neg_num"].pop()
+    meta_path.write_text(json.dumps(meta))
+    coco = load_annotations(bad)
+    with pytest.raises(PackError, match="rerun the pack stage"):
+        check_database(bad, "sdf_obj.lmdb", coco)
+    from gsdf.data import build_dataset
+
+    with pytest.raises(PackError, match="sdf_obj.lmdb"):
+        build_dataset(bad, kind="sdf", train=True)
+    meta["count"] += 5
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(PackError, match="count"):
+        read_meta_info(bad / "sdf_obj.lmdb")
+
+
+def test_missing_split_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pack"):
+        load_annotations(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="synth/prepare"):
+        pack_split(tmp_path / "nowhere", [], [], tmp_path / "a.json", tmp_path / "r.lmdb",
+                   tmp_path / "h.lmdb", tmp_path / "o.lmdb", SMALL_PARAMS, progress=False)
+
+
+def test_bad_samples_are_skipped_with_reasons(tmp_path):
+    from gsdf.geometry.sdf import read_skipped, run_shard
+
+    split_dir = tmp_path / "datasets" / "synth" / "train"
+    manifests = write_split(split_dir, videos=1, frames=4, shards=1)
+    (split_dir / "mesh_obj" / "000000_001.ply").write_bytes(b"ply\ngarbage")  # unreadable
+    sdf = tmp_path / "shard_000.npz"
+    counts = run_shard(split_dir, manifests[0], sdf, tmp_path / "skipped.csv", SMALL_PARAMS,
+                       progress=False)
+    assert counts == {"done": 3, "skipped": 1}
+    (split_dir / "rgb" / "000000_002.jpg").write_bytes(b"not a jpeg")  # undecodable image
+    meta = json.loads((split_dir / "meta" / "000000_003.json").read_text())
+    del meta["cam_intr"]
+    (split_dir / "meta" / "000000_003.json").write_text(json.dumps(meta))
+    out = tmp_path / "packed"
+    counts = pack_split(split_dir, manifests, [sdf], out / "annotations.json", out / "rgb.lmdb",
+                        out / "sdf_hand.lmdb", out / "sdf_obj.lmdb", SMALL_PARAMS,
+                        progress=False)
+    assert counts == {"packed": 1, "skipped": 3}
+    reasons = {r["id"]: r["reason"] for r in read_skipped(out / "skipped.csv")}
+    assert "SDF" in reasons["000000_001"]
+    assert "decodable" in reasons["000000_002"]
+    assert "cam_intr" in reasons["000000_003"]
+    coco = load_annotations(out)
+    assert [a["sample_id"] for a in coco["annotations"]] == ["000000_000"]
+    assert len(coco["info"]["skipped"]) == 3
+    for name in ("rgb.lmdb", "sdf_hand.lmdb", "sdf_obj.lmdb"):
+        check_database(out, name, coco)
+
+
+class ReadAll(Dataset):
+    def __init__(self, packed):
+        self.rgb = RGBReader(packed / "rgb.lmdb")
+        self.sdf = SDFReader(packed / "sdf_hand.lmdb")
+        self.keys = list(self.rgb.meta["keys"]) * 4
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        import os
+
+        pos, neg = self.sdf.get(self.keys[i])
+        return {"pid": os.getpid(), "img": torch.from_numpy(self.rgb.get(self.keys[i])),
+                "n": len(pos) + len(neg)}
+
+
+def test_two_workers_read_concurrently(packed_split):
+    ds = ReadAll(packed_split)
+    ds.rgb.get(ds.keys[0])  # open in the parent first: workers must open their own
+    loader = DataLoader(ds, batch_size=3, num_workers=2)
+    pids, n = set(), 0
+    for batch in loader:
+        pids.update(batch["pid"].tolist())
+        assert batch["img"].shape[1:] == (256, 256, 3)
+        assert (batch["n"] == 2000).all()
+        n += len(batch["n"])
+    assert n == len(ds) and len(pids) == 2
