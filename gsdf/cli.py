@@ -153,6 +153,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="frozen pose network (gsdf-style models), results/{dataset}/pose_*/...")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="default: cuda if available, else cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the job, shared by the processes on this machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -170,7 +172,7 @@ def train(args: argparse.Namespace) -> int:
     try:
         run_train(parse_params(args.params), args.data, outputs,
                   pose_checkpoint=args.pose_checkpoint, device=args.device,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, threads=args.threads)
     except Preempted as err:
         print(f"gsdf train: {err}", file=sys.stderr)
         return 128 + int(err.signum)

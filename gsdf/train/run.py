@@ -3,9 +3,12 @@ and the dataset from the job's params, then :func:`gsdf.train.loop.fit`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from gsdf.config import ConfigError
 from gsdf.train.config import TrainConfig, train_config
@@ -40,7 +43,7 @@ def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig) -> dict[str
 
 def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainOutputs,
               pose_checkpoint: str | Path | None = None, device: str | None = None,
-              progress: bool = True) -> list[dict[str, float]]:
+              progress: bool = True, threads: int | None = None) -> list[dict[str, float]]:
     """Train the experiment of ``params`` on the packed split ``packed_dir``.
 
     Args:
@@ -52,6 +55,8 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         pose_checkpoint: the frozen pose network's checkpoint (gsdf-style models).
         device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
         progress: progress bar on rank 0.
+        threads: CPU threads of the whole job on this machine; each of the
+            ``LOCAL_WORLD_SIZE`` processes uses its share for intra-op parallelism.
 
     Returns:
         The per-epoch log rows.
@@ -65,6 +70,9 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     cfg = train_config(experiment, params.get("train"))
     options = dataset_options(experiment, cfg)
     context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
+    if threads:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, threads // local_world))
     env = init_distributed(device)
     try:
         seed_everything(cfg.seed)  # identical initial weights on every rank
