@@ -18,6 +18,7 @@ from gsdf.hand.asset import (
     HandAsset,
     mirror_asset,
 )
+from gsdf.hand.ik import inverse_kinematics
 from gsdf.hand.kinematics import (
     anatomical_axes,
     articulate,
@@ -43,6 +44,7 @@ __all__ = [
     "articulate",
     "axis_angle_to_matrix",
     "default_joint_limits",
+    "inverse_kinematics",
     "matrix_to_axis_angle",
     "mirror_asset",
     "procedural_hand",
