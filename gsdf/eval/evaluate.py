@@ -1,0 +1,304 @@
+"""The ``evaluate`` stage: per-sample metrics of the published protocol and their summary.
+
+For every test sample (DESIGN.md section 11, the reference's ``tools/eval.py`` and
+``tools/eval_contact.py``):
+
+1. load the predicted hand and object meshes (camera space, metres) and keep the largest
+   connected component of each;
+2. sample 30,000 points on each predicted and ground-truth surface, in cm;
+3. align the predicted hand points to the ground-truth hand points by ICP over scale and
+   translation, and apply the same similarity to the predicted object;
+4. Chamfer (cm^2) and F-scores (hand at 1 and 5 mm, object at 5 and 10 mm), hand joint error and
+   object centre / corner errors (cm, without alignment, as the reference), and contact metrics
+   of the aligned predicted pair.
+
+A missing or corrupt prediction makes the sample *failed* (with its reason) and its metrics empty;
+it never stops the stage. ``metrics.csv`` is one row: counts, then mean and median of every
+metric over the samples where it could be computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import trimesh
+
+from gsdf.config import from_dict
+from gsdf.eval.align import Similarity, icp_scale_translation
+from gsdf.eval.contact import contact_metrics
+from gsdf.eval.metrics import (
+    M_TO_CM,
+    center_error_cm,
+    joint_error_cm,
+    largest_component,
+    sample_surface,
+    surface_metrics,
+)
+from gsdf.geometry.mesh_io import MeshError, load_mesh
+from gsdf.paths import Layout
+from gsdf.utils.io import atomic_path, read_json
+
+# Per-sample metric columns (units in the names), in the order of the paper's tables.
+METRICS: tuple[str, ...] = (
+    "chamfer_hand_cm2", "fscore_hand_1mm", "fscore_hand_5mm",
+    "chamfer_obj_cm2", "fscore_obj_5mm", "fscore_obj_10mm",
+    "hand_joint_err_cm", "obj_center_err_cm", "obj_corner_err_cm",
+    "penetration_depth_cm", "intersection_volume_cm3", "contact",
+    "icp_scale",
+)
+
+
+class EvaluationError(RuntimeError):
+    """The stage cannot run (e.g. an empty test split)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Config section ``evaluate``.
+
+    Attributes:
+        num_points: surface samples per mesh (the protocol: 30000).
+        icp: align the predicted hand to the ground truth over scale + translation.
+        icp_max_iter: ICP iterations (the reference: 100).
+        largest_component: keep only the largest connected component of each predicted mesh.
+        hand_thresholds_mm: F-score thresholds of the hand, mm.
+        obj_thresholds_mm: F-score thresholds of the object, mm.
+        contact: compute the contact metrics (libigl signed distances).
+        contact_step: grid step of the intersection volume, metres.
+        seed: seed of the surface sampling (combined with the sample id).
+    """
+
+    num_points: int = 30000
+    icp: bool = True
+    icp_max_iter: int = 100
+    largest_component: bool = True
+    hand_thresholds_mm: tuple[float, ...] = (1.0, 5.0)
+    obj_thresholds_mm: tuple[float, ...] = (5.0, 10.0)
+    contact: bool = True
+    contact_step: float = 0.005
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplePaths:
+    """Everything one sample's evaluation reads."""
+
+    id: str
+    pred_hand: Path
+    pred_obj: Path
+    pred_pose: Path
+    gt_hand: Path
+    gt_obj: Path
+    gt_meta: Path
+
+
+def _seed(sample_id: str, seed: int, which: str) -> int:
+    return (zlib.crc32(f"{sample_id}/{which}".encode()) + seed) % (2 ** 32)
+
+
+def _load_pred(path: Path, keep_largest: bool) -> trimesh.Trimesh:
+    mesh = load_mesh(path)
+    return largest_component(mesh) if keep_largest else mesh
+
+
+def _mm_name(prefix: str, t: float) -> str:
+    return f"{prefix}_{t:g}mm"
+
+
+def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
+    """Metrics of one sample: a dict with ``id``, ``failed`` (bool), ``reason`` (str) and the
+    :data:`METRICS` columns (NaN where not computable)."""
+    row: dict = {"id": paths.id, "failed": False, "reason": ""}
+    row.update({name: np.nan for name in METRICS})
+    reasons: list[str] = []
+    try:
+        meta = read_json(paths.gt_meta)
+        gt_hand = load_mesh(paths.gt_hand)
+        gt_obj = load_mesh(paths.gt_obj)
+    except (OSError, ValueError) as err:  # MeshError is a ValueError
+        row.update(failed=True, reason=f"ground truth: {err}")
+        return row
+
+    hand = obj = None
+    try:
+        hand = _load_pred(paths.pred_hand, cfg.largest_component)
+    except MeshError as err:
+        reasons.append(f"hand mesh: {err}")
+    try:
+        obj = _load_pred(paths.pred_obj, cfg.largest_component)
+    except MeshError as err:
+        reasons.append(f"object mesh: {err}")
+
+    similarity = Similarity(1.0, np.zeros(3))  # in cm
+    if hand is not None:
+        pred = sample_surface(hand, cfg.num_points, _seed(paths.id, cfg.seed, "ph")) * M_TO_CM
+        gt = sample_surface(gt_hand, cfg.num_points, _seed(paths.id, cfg.seed, "gh")) * M_TO_CM
+        if cfg.icp:
+            similarity = icp_scale_translation(pred, gt, max_iter=cfg.icp_max_iter)
+        m = surface_metrics(similarity.apply(pred), gt,
+                            tuple(t / 10.0 for t in cfg.hand_thresholds_mm))
+        row["chamfer_hand_cm2"] = m["chamfer"]
+        for t in cfg.hand_thresholds_mm:
+            row[_mm_name("fscore_hand", t)] = m[f"fscore@{t / 10.0:g}"]
+        row["icp_scale"] = similarity.scale
+    if obj is not None:
+        pred = sample_surface(obj, cfg.num_points, _seed(paths.id, cfg.seed, "po")) * M_TO_CM
+        gt = sample_surface(gt_obj, cfg.num_points, _seed(paths.id, cfg.seed, "go")) * M_TO_CM
+        m = surface_metrics(similarity.apply(pred), gt,
+                            tuple(t / 10.0 for t in cfg.obj_thresholds_mm))
+        row["chamfer_obj_cm2"] = m["chamfer"]
+        for t in cfg.obj_thresholds_mm:
+            row[_mm_name("fscore_obj", t)] = m[f"fscore@{t / 10.0:g}"]
+    if hand is not None and obj is not None and cfg.contact:
+        to_metres = Similarity(similarity.scale, similarity.translation / M_TO_CM)
+        aligned_hand = trimesh.Trimesh(to_metres.apply(hand.vertices), hand.faces, process=False)
+        aligned_obj = trimesh.Trimesh(to_metres.apply(obj.vertices), obj.faces, process=False)
+        c = contact_metrics(aligned_hand, aligned_obj, cfg.contact_step)
+        row["penetration_depth_cm"] = c["penetration_depth"]
+        row["intersection_volume_cm3"] = c["intersection_volume"]
+        row["contact"] = c["contact"]
+
+    try:
+        pose = read_json(paths.pred_pose)
+        if not isinstance(pose, dict):
+            raise ValueError(f"{paths.pred_pose}: expected a JSON object")
+        if pose.get("joints") is not None:
+            row["hand_joint_err_cm"] = joint_error_cm(pose["joints"], meta["hand_joints_3d"])
+        if pose.get("obj_center") is not None:
+            row["obj_center_err_cm"] = center_error_cm(pose["obj_center"], meta["obj_center_3d"])
+        if pose.get("obj_corners") is not None:
+            row["obj_corner_err_cm"] = joint_error_cm(pose["obj_corners"], meta["obj_corners_3d"])
+    except FileNotFoundError:
+        reasons.append(f"pose: {paths.pred_pose}: file not found")
+    except (ValueError, KeyError, TypeError) as err:
+        reasons.append(f"pose: {err}")
+
+    if reasons:
+        row.update(failed=True, reason="; ".join(reasons))
+    return row
+
+
+def _evaluate_star(args: tuple[SamplePaths, EvalConfig]) -> dict:
+    return evaluate_sample(*args)
+
+
+def evaluate_samples(samples: Sequence[SamplePaths], cfg: EvalConfig,
+                     threads: int = 1) -> pd.DataFrame:
+    """Per-sample metrics of ``samples`` (in the given order), ``threads`` processes."""
+    if not samples:
+        raise EvaluationError("the test split is empty: no samples to evaluate")
+    jobs = [(s, cfg) for s in samples]
+    if threads > 1 and len(samples) > 1:
+        with multiprocessing.get_context("fork").Pool(min(threads, len(samples))) as pool:
+            rows = pool.map(_evaluate_star, jobs, chunksize=1)
+    else:
+        rows = [_evaluate_star(j) for j in jobs]
+    return pd.DataFrame(rows, columns=["id", "failed", "reason", *METRICS])
+
+
+def summarize(per_sample: pd.DataFrame) -> pd.DataFrame:
+    """One-row summary: sample counts, then ``{metric}_mean`` and ``{metric}_median`` of every
+    metric over the samples where it is finite (the paper quotes the median Chamfer), and
+    ``{metric}_n``, the number of samples it was computed on."""
+    out: dict = {
+        "num_samples": len(per_sample),
+        "num_evaluated": int((~per_sample["failed"]).sum()),
+        "num_failed": int(per_sample["failed"].sum()),
+    }
+    for name in METRICS:
+        values = pd.to_numeric(per_sample[name], errors="coerce").to_numpy(dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[f"{name}_mean"] = float(values.mean()) if len(values) else np.nan
+        out[f"{name}_median"] = float(np.median(values)) if len(values) else np.nan
+        out[f"{name}_n"] = len(values)
+    return pd.DataFrame([out])
+
+
+def test_ids(dataset_shards: Iterable[str | Path]) -> list[str]:
+    """Sample ids of a split from its dataset shard manifests (``{"ids": [...]}``)."""
+    ids: list[str] = []
+    for path in dataset_shards:
+        manifest = read_json(path)
+        ids += [str(i) for i in manifest.get("ids", [])]
+    return ids
+
+
+def sample_paths(layout: Layout, exp: str, dataset: str, ids: Sequence[str],
+                 split: str = "test") -> list[SamplePaths]:
+    """Prediction and ground-truth paths of ``ids`` (canonical layout, docs/architecture.md)."""
+    split_dir = layout.split_dir(dataset=dataset, split=split)
+    return [SamplePaths(
+        id=i,
+        pred_hand=layout.mesh_hand(exp=exp, dataset=dataset, id=i),
+        pred_obj=layout.mesh_obj(exp=exp, dataset=dataset, id=i),
+        pred_pose=layout.pose_pred(exp=exp, dataset=dataset, id=i),
+        gt_hand=split_dir / "mesh_hand" / f"{i}.ply",
+        gt_obj=split_dir / "mesh_obj" / f"{i}.ply",
+        gt_meta=split_dir / "meta" / f"{i}.json",
+    ) for i in ids]
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Sequence[str],
+                 recon_shards: Sequence[str], params: dict, per_sample_csv: str | Path,
+                 metrics_csv: str | Path, renders: Sequence[str | Path] = (),
+                 threads: int = 1) -> pd.DataFrame:
+    """The stage: evaluate every test id, write both CSVs and the best/median/worst renders.
+
+    Args:
+        results: results root.
+        exp, dataset: experiment and dataset names.
+        dataset_shards: the test split's shard manifests (the ids to evaluate).
+        recon_shards: the ``reconstruct`` shard manifests (their ``no_surface`` ids are reported).
+        params: resolved params (``evaluate`` section, ``dataset``); see :class:`EvalConfig`.
+        per_sample_csv, metrics_csv: outputs.
+        renders: output PNGs ``best``, ``median``, ``worst`` (in this order), or none.
+        threads: worker processes.
+
+    Returns:
+        the one-row summary.
+    """
+    cfg = from_dict(EvalConfig, _eval_section(params))
+    layout = Layout(results)
+    ids = test_ids(dataset_shards)
+    if not ids:
+        raise EvaluationError(f"the test split of {dataset!r} is empty (shard manifests: "
+                              f"{list(dataset_shards)}); rerun its synth/prepare stage")
+    no_surface: dict[str, str] = {}
+    for path in recon_shards:
+        for item in read_json(path).get("no_surface", []):
+            no_surface[str(item["id"])] = ",".join(item.get("fields", []))
+    per_sample = evaluate_samples(sample_paths(layout, exp, dataset, ids), cfg, threads)
+    for i, row in per_sample.iterrows():
+        if row["id"] in no_surface:
+            per_sample.at[i, "reason"] = (f"no zero crossing ({no_surface[row['id']]}); "
+                                          + row["reason"]).rstrip("; ")
+    summary = summarize(per_sample)
+    summary.insert(3, "num_no_surface", len(set(no_surface) & set(ids)))
+    write_csv(per_sample_csv, per_sample)
+    write_csv(metrics_csv, summary)
+    if renders:
+        from gsdf.eval.render import render_ranked
+
+        render_ranked(per_sample, layout, exp, dataset, [Path(p) for p in renders])
+    return summary
+
+
+def _eval_section(params: dict) -> dict:
+    section = dict(params.get("evaluate", {}))
+    section.pop("renders", None)
+    for key in ("hand_thresholds_mm", "obj_thresholds_mm"):
+        if key in section:
+            section[key] = tuple(section[key])
+    return section
+

@@ -1,0 +1,156 @@
+"""Pictures for the report: input image | ground truth | prediction, from two viewpoints.
+
+Meshes are rendered on the CPU by ray casting (trimesh, embree when installed) with a simple
+Lambertian shading; hand in skin colour, object in blue. Viewpoint 1 is the dataset camera
+(OpenCV: x right, y down, z forward), viewpoint 2 the same scene turned 90 degrees about the
+vertical axis through its centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import trimesh
+from PIL import Image, ImageDraw
+
+from gsdf.geometry.mesh_io import MeshError, load_mesh
+from gsdf.paths import Layout
+from gsdf.utils.io import atomic_path
+
+HAND_RGB = np.array([224, 172, 140], dtype=np.float64)
+OBJ_RGB = np.array([90, 140, 220], dtype=np.float64)
+BACKGROUND = 255
+
+
+def _rotation_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def render_meshes(meshes: Sequence[tuple[trimesh.Trimesh, np.ndarray]], size: int = 256,
+                  yaw: float = 0.0, center: np.ndarray | None = None,
+                  extent: float | None = None) -> np.ndarray:
+    """Ray-cast coloured meshes seen by a pinhole camera looking along +z.
+
+    Args:
+        meshes: ``(mesh in metres, rgb (3,) 0..255)`` pairs.
+        size: output width and height, pixels.
+        yaw: rotation of the scene about the vertical (y) axis through ``center``, radians.
+        center: (3,) point the camera looks at; default the centre of all vertices.
+        extent: half-size of the visible square at ``center``, metres; default fits the scene.
+
+    Returns:
+        (size, size, 3) uint8 image.
+    """
+    image = np.full((size, size, 3), BACKGROUND, dtype=np.uint8)
+    meshes = [(m, c) for m, c in meshes if m is not None and len(m.faces)]
+    if not meshes:
+        return image
+    verts = np.concatenate([m.vertices for m, _ in meshes])
+    center = verts.mean(0) if center is None else np.asarray(center, np.float64)
+    rot = _rotation_y(yaw)
+    moved = [(trimesh.Trimesh((m.vertices - center) @ rot.T, m.faces, process=False), c)
+             for m, c in meshes]
+    if extent is None:
+        extent = 1.15 * float(np.abs(np.concatenate([m.vertices for m, _ in moved])[:, :2]).max())
+    extent = max(extent, 1e-3)
+    distance = 6.0 * extent  # camera at (0, 0, -distance), field of view fitting 2 * extent
+    focal = size / 2 * distance / extent
+    u, v = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    dirs = np.stack([(u - size / 2) / focal, (v - size / 2) / focal, np.ones_like(u)], -1)
+    dirs = (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).reshape(-1, 3)
+    origin = np.array([0.0, 0.0, -distance])
+    scene = trimesh.util.concatenate([m for m, _ in moved])
+    colours = np.concatenate([np.tile(c, (len(m.faces), 1)) for m, c in moved])
+    locations, ray_idx, tri_idx = scene.ray.intersects_location(
+        np.tile(origin, (len(dirs), 1)), dirs, multiple_hits=False)
+    if len(ray_idx) == 0:
+        return image
+    normals = scene.face_normals[tri_idx]
+    light = np.array([0.3, -0.5, -1.0])
+    light /= np.linalg.norm(light)
+    shade = 0.35 + 0.65 * np.abs(normals @ light)
+    flat = image.reshape(-1, 3)
+    flat[ray_idx] = np.clip(colours[tri_idx] * shade[:, None], 0, 255).astype(np.uint8)
+    return flat.reshape(size, size, 3)
+
+
+def _load_or_none(path: Path) -> trimesh.Trimesh | None:
+    try:
+        return load_mesh(path)
+    except MeshError:
+        return None
+
+
+def sample_panel(rgb_path: Path, gt: tuple[Path, Path], pred: tuple[Path, Path],
+                 title: str, size: int = 256) -> Image.Image:
+    """One row: input | GT camera view | GT side view | prediction camera | prediction side."""
+    gt_hand, gt_obj = (_load_or_none(p) for p in gt)
+    pr_hand, pr_obj = (_load_or_none(p) for p in pred)
+    gt_meshes = [(gt_hand, HAND_RGB), (gt_obj, OBJ_RGB)]
+    pr_meshes = [(pr_hand, HAND_RGB), (pr_obj, OBJ_RGB)]
+    # Same framing for GT and prediction: the GT scene's centre and size.
+    known = [m for m in (gt_hand, gt_obj, pr_hand, pr_obj) if m is not None]
+    center = np.concatenate([m.vertices for m in known]).mean(0) if known else None
+    tiles = []
+    if rgb_path.exists():
+        tiles.append(np.asarray(Image.open(rgb_path).convert("RGB").resize((size, size))))
+    else:
+        tiles.append(np.full((size, size, 3), 200, np.uint8))
+    extent = None
+    if known:
+        span = np.concatenate([m.vertices for m in known]) - center
+        extent = 1.15 * float(np.linalg.norm(span, axis=1).max())
+    for meshes in (gt_meshes, pr_meshes):
+        for yaw in (0.0, np.pi / 2):
+            tiles.append(render_meshes(meshes, size, yaw, center, extent))
+    row = Image.fromarray(np.concatenate(tiles, axis=1))
+    canvas = Image.new("RGB", (row.width, row.height + 20), "white")
+    canvas.paste(row, (0, 20))
+    ImageDraw.Draw(canvas).text(
+        (4, 4), f"{title}    input | ground truth (camera, side) | prediction (camera, side)",
+        fill="black")
+    return canvas
+
+
+def ranked_ids(per_sample: pd.DataFrame, column: str = "chamfer_hand_cm2") -> dict[str, str]:
+    """Ids of the best, median and worst samples by ``column`` (lower is better)."""
+    valid = per_sample[np.isfinite(pd.to_numeric(per_sample[column], errors="coerce"))]
+    if valid.empty:
+        return {}
+    order = valid.sort_values(column, kind="stable")
+    return {"best": order.iloc[0]["id"], "median": order.iloc[(len(order) - 1) // 2]["id"],
+            "worst": order.iloc[-1]["id"]}
+
+
+def render_ranked(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
+                  outputs: Sequence[Path], split: str = "test", size: int = 256) -> None:
+    """Write the best / median / worst panels (by hand Chamfer) to ``outputs`` (3 PNGs).
+
+    With no evaluated sample, each PNG says so instead.
+    """
+    if len(outputs) != 3:
+        raise ValueError(f"expected 3 render outputs (best, median, worst), got {len(outputs)}")
+    ranked = ranked_ids(per_sample)
+    split_dir = layout.split_dir(dataset=dataset, split=split)
+    for which, out in zip(("best", "median", "worst"), outputs, strict=True):
+        if which in ranked:
+            sid = ranked[which]
+            row = per_sample[per_sample["id"] == sid].iloc[0]
+            title = f"{exp} on {dataset}: {which} sample {sid}, CD hand " \
+                    f"{row['chamfer_hand_cm2']:.3f} cm^2"
+            panel = sample_panel(
+                split_dir / "rgb" / f"{sid}.jpg",
+                (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
+                (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
+                 layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
+                title, size)
+        else:
+            panel = Image.new("RGB", (5 * size, size), "white")
+            ImageDraw.Draw(panel).text((10, 10), f"{exp} on {dataset}: no evaluated sample",
+                                       fill="black")
+        with atomic_path(out) as tmp:
+            panel.save(tmp, format="PNG")

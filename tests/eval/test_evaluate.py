@@ -1,0 +1,80 @@
+"""The evaluate stage on a tiny canonical split: CSVs, failures, renders, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gsdf.eval.evaluate import EvalConfig, EvaluationError, evaluate_sample, run_evaluate
+from gsdf.eval.evaluate import sample_paths as make_paths
+
+
+def _run(layout, threads=2, **params):
+    root = layout.root
+    out = root / "gsdf_synth"
+    renders = [out / "renders" / f"{w}.png" for w in ("best", "median", "worst")]
+    summary = run_evaluate(
+        root, "gsdf", "synth",
+        [layout.dataset_shard(dataset="synth", split="test", shard=0)],
+        [layout.recon_shard(exp="gsdf", dataset="synth", shard=0)],
+        {"evaluate": {"num_points": 20000, **params}},
+        out / "metrics_per_sample.csv", out / "metrics.csv", renders, threads=threads)
+    return summary, pd.read_csv(out / "metrics_per_sample.csv"), renders
+
+
+def test_evaluate_writes_metrics_counts_failures_and_renders(split_with_predictions):
+    layout, ids = split_with_predictions
+    summary, per_sample, renders = _run(layout)
+    written = pd.read_csv(layout.metrics(exp="gsdf", dataset="synth"))
+    assert written.loc[0, "num_samples"] == 4
+    assert written.loc[0, "num_evaluated"] == 2 and written.loc[0, "num_failed"] == 2
+    assert written.loc[0, "num_no_surface"] == 1
+    by_id = per_sample.set_index("id")
+    # the perfect and the scaled + shifted prediction are both aligned back by the ICP
+    for sid in ids[:2]:
+        assert by_id.loc[sid, "chamfer_hand_cm2"] < 0.01
+        assert by_id.loc[sid, "fscore_hand_5mm"] == pytest.approx(1.0)
+        assert by_id.loc[sid, "fscore_obj_10mm"] == pytest.approx(1.0)
+        assert by_id.loc[sid, "hand_joint_err_cm"] == pytest.approx(0.0)
+        assert by_id.loc[sid, "obj_center_err_cm"] == pytest.approx(1.0)
+        assert not by_id.loc[sid, "failed"]
+    assert by_id.loc[ids[1], "icp_scale"] == pytest.approx(1 / 1.1, rel=0.01)
+    # the capsule touches the sphere (shared tangent region): contact metrics are computed
+    assert by_id.loc[ids[0], "contact"] in (0.0, 1.0)
+    # missing object mesh: hand metrics still computed, sample failed with the reason
+    assert by_id.loc[ids[2], "failed"] and "object mesh" in by_id.loc[ids[2], "reason"]
+    assert "no zero crossing" in by_id.loc[ids[2], "reason"]
+    assert np.isfinite(by_id.loc[ids[2], "chamfer_hand_cm2"])
+    assert np.isnan(by_id.loc[ids[2], "chamfer_obj_cm2"])
+    # corrupt hand PLY is reported and counted
+    assert by_id.loc[ids[3], "failed"] and "hand mesh" in by_id.loc[ids[3], "reason"]
+    assert written.loc[0, "chamfer_hand_cm2_n"] == 3
+    assert {"chamfer_hand_cm2_mean", "chamfer_hand_cm2_median", "fscore_obj_5mm_mean",
+            "hand_joint_err_cm_mean", "penetration_depth_cm_mean"} <= set(written.columns)
+    for png in renders:
+        image = Image.open(png)
+        assert image.width == 5 * 256 and image.height > 256
+
+
+def test_parallel_and_serial_agree(split_with_predictions):
+    layout, _ = split_with_predictions
+    serial = _run(layout, threads=1)[1]
+    parallel = _run(layout, threads=3)[1]
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_missing_pose_is_a_failure(split_with_predictions):
+    layout, ids = split_with_predictions
+    layout.pose_pred(exp="gsdf", dataset="synth", id=ids[0]).unlink()
+    paths = make_paths(layout, "gsdf", "synth", ids[:1])[0]
+    row = evaluate_sample(paths, EvalConfig(num_points=5000, contact=False))
+    assert row["failed"] and "pose" in row["reason"]
+    assert np.isfinite(row["chamfer_hand_cm2"])
+
+
+def test_empty_split_is_a_clear_error(tmp_path, make_split):
+    layout = make_split(tmp_path / "results", [])
+    with pytest.raises(EvaluationError, match="empty"):
+        _run(layout)
