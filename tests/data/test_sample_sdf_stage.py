@@ -1,0 +1,92 @@
+"""Stage sample_sdf end to end (library and CLI): shards, bad input, preview; then pack by CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from sdf_fixtures import SMALL_PARAMS, write_split
+
+from gsdf.cli import main
+from gsdf.geometry.mesh_io import save_mesh
+from gsdf.geometry.sdf import load_shard, read_skipped, run_shard
+
+
+def test_bad_input_is_skipped_with_reasons(tmp_path):
+    split_dir = tmp_path / "train"
+    (manifest,) = write_split(split_dir, videos=1, frames=6, shards=1)
+    man = json.loads(manifest.read_text())
+    man["skipped"] = [{"id": "000000_099", "reason": "grasp failed"}]
+    manifest.write_text(json.dumps(man))
+    # 1: empty object mesh; 2: NaN hand vertices; 3: hand without part labels;
+    # 4: unreadable object file; 5: meta without joints
+    save_mesh(split_dir / "mesh_obj" / "000000_001.ply", np.zeros((0, 3)), np.zeros((0, 3), int))
+    box = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
+    v = box.vertices.copy()
+    v[0, 0] = np.nan
+    save_mesh(split_dir / "mesh_hand" / "000000_002.ply", v, box.faces,
+              vertex_parts=np.zeros(len(v), int))
+    save_mesh(split_dir / "mesh_hand" / "000000_003.ply", box.vertices, box.faces)
+    (split_dir / "mesh_obj" / "000000_004.ply").write_bytes(b"\x00\x01 not a ply")
+    meta = json.loads((split_dir / "meta" / "000000_005.json").read_text())
+    del meta["hand_joints_3d"]
+    (split_dir / "meta" / "000000_005.json").write_text(json.dumps(meta))
+
+    out, skipped = tmp_path / "shard_000.npz", tmp_path / "skipped_000.csv"
+    counts = run_shard(split_dir, manifest, out, skipped, SMALL_PARAMS, progress=False)
+    assert counts == {"done": 1, "skipped": 6}
+    reasons = {r["id"]: r["reason"] for r in read_skipped(skipped)}
+    assert reasons["000000_099"] == "dataset stage: grasp failed"
+    assert "empty" in reasons["000000_001"] or "no faces" in reasons["000000_001"]
+    assert "NaN" in reasons["000000_002"]
+    assert "part" in reasons["000000_003"]
+    assert "unreadable" in reasons["000000_004"]
+    assert "hand_joints_3d" in reasons["000000_005"]
+    shard = load_shard(out)
+    assert shard.ids == ["000000_000"]
+    assert shard.get(0, "hand").data.shape == (2000, 5)
+
+
+def test_missing_split_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="synth/prepare"):
+        run_shard(tmp_path / "nope", tmp_path / "m.json", tmp_path / "o.npz",
+                  tmp_path / "s.csv", SMALL_PARAMS, progress=False)
+
+
+def test_unknown_config_key_is_refused(tmp_path):
+    from gsdf.config import ConfigError
+
+    split_dir = tmp_path / "train"
+    (manifest,) = write_split(split_dir, videos=1, frames=1, shards=1)
+    with pytest.raises(ConfigError, match="points_per_mesh"):
+        run_shard(split_dir, manifest, tmp_path / "o.npz", tmp_path / "s.csv",
+                  {"sample_sdf": {"points_per_meshes": 3}}, progress=False)
+
+
+def test_cli_sample_preview_and_pack(tmp_path):
+    split_dir = tmp_path / "datasets" / "synth" / "train"
+    manifests = write_split(split_dir, videos=1, frames=2, shards=1)
+    params = json.dumps(SMALL_PARAMS)
+    sdf = tmp_path / "synth" / "sdf" / "train"
+    assert main(["sample_sdf", "--split-dir", str(split_dir), "--manifest", str(manifests[0]),
+                 "--out", str(sdf / "shard_000.npz"), "--skipped", str(sdf / "skipped_000.csv"),
+                 "--no-progress", "--params", params]) == 0
+    png = tmp_path / "preview.png"
+    assert main(["sample_sdf", "--split-dir", str(split_dir), "--from-shard",
+                 str(sdf / "shard_000.npz"), "--preview", str(png)]) == 0
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB"))
+    assert img.shape[0] > 200 and img.shape[1] > 600 and img.std() > 10
+    packed = tmp_path / "synth" / "train"
+    assert main(["pack", "--split-dir", str(split_dir), "--manifests", str(manifests[0]),
+                 "--sdf-shards", str(sdf / "shard_000.npz"),
+                 "--annotations", str(packed / "annotations.json"),
+                 "--rgb-lmdb", str(packed / "rgb.lmdb"),
+                 "--sdf-hand-lmdb", str(packed / "sdf_hand.lmdb"),
+                 "--sdf-obj-lmdb", str(packed / "sdf_obj.lmdb"), "--no-progress",
+                 "--params", params]) == 0
+    from gsdf.data import build_dataset
+
+    ds = build_dataset(packed, kind="sdf", num_points=8)
+    assert len(ds) == 2 and ds[0]["points"].shape == (8, 3)
