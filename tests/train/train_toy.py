@@ -81,3 +81,66 @@ def build_toy(name: str, model_args: dict, **context) -> ToyModel:
     if name != "toy":
         raise KeyError(name)
     return ToyModel(**{k: v for k, v in model_args.items() if k == "width"})
+
+
+class ContractDataset(Dataset):
+    """Random samples with every key of the training batch contract (docs/architecture.md),
+    for running the real models without packed data. Deterministic per index.
+
+    Args:
+        n: samples.
+        image_size: image side (pixels).
+        num_points: SDF points per sample (first half hand set, second half object set).
+        frames: 0 for single images, else a time axis of this length (video model).
+    """
+
+    def __init__(self, n: int = 8, image_size: int = 64, num_points: int = 64, frames: int = 0,
+                 seed: int = 0):
+        self.n, self.size, self.num_points, self.frames, self.seed = (
+            n, image_size, num_points, frames, seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _frame(self, g: np.random.Generator) -> dict:
+        s = self.size
+        f = 480.0 * s / 256
+        wrist = np.array([0.0, 0.0, 0.5]) + g.normal(scale=0.02, size=3)
+        joints = wrist + g.normal(scale=0.04, size=(21, 3))
+        joints[0] = wrist
+        obj_center = wrist + np.array([0.03, 0.02, 0.02]) + g.normal(scale=0.01, size=3)
+        corners = obj_center + g.normal(scale=0.03, size=(8, 3))
+        transform = np.eye(4)
+        transform[:3, 3] = obj_center
+
+        def t(x, dtype=torch.float32):
+            return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+        return {
+            "image": t(g.normal(size=(3, s, s))),
+            "cam_intr": t([[f, 0, s / 2], [0, f, s / 2], [0, 0, 1]]),
+            "hand_joints_3d": t(joints), "hand_center_3d": t(wrist),
+            "hand_pose": t(g.normal(scale=0.2, size=48)), "hand_shape": t(g.normal(size=10)),
+            "obj_center_3d": t(obj_center), "obj_corners_3d": t(corners),
+            "obj_rest_corners_3d": t(corners - obj_center), "obj_transform": t(transform),
+            "recon_scale": t(7.0),
+        }
+
+    def __getitem__(self, i: int) -> dict:
+        g = np.random.default_rng([self.seed, i])
+        if self.frames:
+            frames = [self._frame(g) for _ in range(self.frames)]
+            item = {k: torch.stack([fr[k] for fr in frames]) for k in frames[0]}
+            item["recon_scale"] = frames[0]["recon_scale"]
+        else:
+            item = self._frame(g)
+        n = self.num_points
+        pts = g.uniform(-0.6, 0.6, size=(n, 3))
+        item["points"] = torch.as_tensor(pts, dtype=torch.float32)
+        item["sdf_hand"] = torch.as_tensor(np.clip(np.linalg.norm(pts, axis=1) - 0.3,
+                                                   -0.05, 0.05), dtype=torch.float32)
+        item["sdf_obj"] = torch.as_tensor(np.clip(np.linalg.norm(pts - 0.2, axis=1) - 0.2,
+                                                  -0.05, 0.05), dtype=torch.float32)
+        item["hand_part"] = torch.as_tensor(g.integers(0, 6, size=n), dtype=torch.int64)
+        item["id"] = f"{i:06d}_000"
+        return item
