@@ -1,0 +1,214 @@
+"""The ``reconstruct`` stage: a trained model -> meshes and poses of one test shard.
+
+Per test image (DESIGN.md section 10): encode once, query the hand and object decoders on the
+grid (coarse-to-fine by default, see :mod:`gsdf.geometry.meshing`), marching cubes per field,
+hand frame -> camera space (``p_cam = p_hand * 2 / recon_scale + wrist`` with the wrist the
+model's state used, i.e. the annotated ``hand_center_3d`` at test time, as in the reference),
+write ``meshes/{id}_hand.ply``, ``meshes/{id}_obj.ply`` and ``poses/{id}.json``. A field without
+a zero crossing gets no mesh; the sample is listed under ``no_surface`` and the shard goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gsdf.config import from_dict
+from gsdf.geometry.mesh_io import save_mesh
+from gsdf.geometry.meshing import MeshingConfig, hand_to_camera, mesh_fields
+from gsdf.paths import Layout
+from gsdf.utils.io import read_json, write_json
+
+log = logging.getLogger("gsdf.reconstruct")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructConfig:
+    """Config section ``reconstruct`` (see ``workflow/schemas/config.schema.yaml``).
+
+    Attributes:
+        mode: ``coarse_to_fine`` (default) or ``dense`` (the reference's two dense passes).
+        resolution: grid nodes per axis (the reference's ``mesh_resolution``: 128).
+        fit_cube: second grid over the inside nodes' bounding cube (the reference).
+        lipschitz: assumed Lipschitz constant of the learned fields (safety margin >= 1).
+        coarse_stride: first coarse-to-fine block size, voxels (power of 2).
+        point_batch_size: points per decoder call.
+    """
+
+    mode: str = "coarse_to_fine"
+    resolution: int = 128
+    fit_cube: bool = True
+    lipschitz: float = 1.4
+    coarse_stride: int = 8
+    point_batch_size: int = 65536
+
+    def meshing(self) -> MeshingConfig:
+        return MeshingConfig(mode=self.mode, resolution=self.resolution, fit_cube=self.fit_cube,
+                             lipschitz=self.lipschitz, coarse_stride=self.coarse_stride,
+                             batch_size=self.point_batch_size)
+
+
+def _first(x: Any) -> Any:
+    """Batch element 0 of a tensor / array, as float64 numpy (``None`` stays ``None``)."""
+    if x is None:
+        return None
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)[0]
+
+
+def _collate(item: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """One dataset item -> a batch of one on ``device``."""
+    batch: dict[str, Any] = {}
+    for key, value in item.items():
+        if isinstance(value, torch.Tensor):
+            batch[key] = value.unsqueeze(0).to(device)
+        elif isinstance(value, np.ndarray):
+            batch[key] = torch.from_numpy(value).unsqueeze(0).to(device)
+        else:
+            batch[key] = [value]
+    return batch
+
+
+def _frame(state: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    """(wrist (3,) camera metres, recon_scale) the model's hand frame was built with."""
+    if isinstance(state, Mapping) and "wrist" in state and "scale" in state:
+        return _first(state["wrist"]), float(_first(state["scale"]).reshape(-1)[0]) * 2.0
+    wrist = batch["hand_center_3d"]
+    wrist = wrist[:, wrist.shape[1] // 2] if wrist.dim() == 3 else wrist  # video: middle frame
+    return _first(wrist), float(_first(batch["recon_scale"]).reshape(-1)[0])
+
+
+def _branches(model: Any) -> list[str]:
+    """Fields the model predicts (a branch switched off has no decoder)."""
+    out = []
+    for branch in ("hand", "obj"):
+        if getattr(model, f"{branch}_decoder", True) is not None:
+            out.append(branch)
+    return out
+
+
+def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructConfig,
+                       device: torch.device) -> dict[str, Any]:
+    """Meshes (camera space, metres) and poses of one batch-of-one.
+
+    Returns:
+        ``{"meshes": {branch: (V, F) or None}, "pose": {...}, "num_queries": {...},
+        "dense_queries": {...}}``.
+    """
+    with torch.no_grad():
+        state = model.encode(batch)
+
+        def query_fn(branch: str):
+            def fn(points: np.ndarray) -> np.ndarray:
+                pts = torch.as_tensor(points, dtype=torch.float32, device=device)[None]
+                return model.query(state, pts, branch)[0].detach().to("cpu").numpy()
+            return fn
+
+        result = mesh_fields({b: query_fn(b) for b in _branches(model)}, cfg.meshing())
+        pose = model.predict_pose(state)
+    wrist, recon_scale = _frame(state, batch)
+    meshes = {}
+    for branch, mesh in result.meshes.items():
+        meshes[branch] = None if mesh is None else (
+            hand_to_camera(mesh[0], wrist, recon_scale), mesh[1])
+    pose_out = {key: (None if pose.get(key) is None else _first(pose[key]))
+                for key in ("joints", "obj_center", "obj_corners")}
+    return {"meshes": meshes, "pose": pose_out, "num_queries": result.num_queries,
+            "dense_queries": result.dense_queries}
+
+
+def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: Layout, exp: str,
+                        dataset_name: str, cfg: ReconstructConfig,
+                        device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Reconstruct ``ids`` of ``dataset`` (items keyed by ``dataset.ids``) and write the files.
+
+    Returns:
+        the shard manifest: ``done`` (ids with every field meshed), ``no_surface``
+        (``{"id", "fields"}`` for fields without a zero crossing), ``missing`` (ids not in the
+        packed split), per-sample ``stats`` (seconds, decoder queries) and totals.
+    """
+    device = torch.device(device)
+    index = {sid: i for i, sid in enumerate(dataset.ids)}
+    manifest: dict[str, Any] = {"done": [], "no_surface": [], "missing": [], "stats": {}}
+    for sid in ids:
+        if sid not in index:
+            manifest["missing"].append(sid)
+            log.warning("%s: not in the packed split; skipped", sid)
+            continue
+        start = time.perf_counter()
+        batch = _collate(dataset[index[sid]], device)
+        out = reconstruct_sample(model, batch, cfg, device)
+        paths = {"hand": layout.mesh_hand(exp=exp, dataset=dataset_name, id=sid),
+                 "obj": layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid)}
+        empty = []
+        for branch, path in paths.items():
+            mesh = out["meshes"].get(branch)
+            if mesh is None:
+                path.unlink(missing_ok=True)  # never leave a stale mesh of an earlier run
+                if branch in out["meshes"]:
+                    empty.append(branch)
+            else:
+                save_mesh(path, mesh[0], mesh[1])
+        write_json(layout.pose_pred(exp=exp, dataset=dataset_name, id=sid), out["pose"])
+        if empty:
+            manifest["no_surface"].append({"id": sid, "fields": empty})
+            log.warning("%s: no zero crossing in the %s field(s); no mesh", sid, empty)
+        else:
+            manifest["done"].append(sid)
+        manifest["stats"][sid] = {"seconds": round(time.perf_counter() - start, 3),
+                                  "queries": out["num_queries"]}
+    stats = manifest["stats"].values()
+    manifest["num_samples"] = len(ids)
+    manifest["num_no_surface"] = len(manifest["no_surface"])
+    manifest["total_queries"] = int(sum(sum(s["queries"].values()) for s in stats))
+    manifest["total_seconds"] = round(float(sum(s["seconds"] for s in stats)), 3)
+    return manifest
+
+
+def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manifest: str | Path,
+                    results: str | Path, exp: str, dataset: str, out_manifest: str | Path,
+                    params: Mapping[str, Any], device: str | None = None,
+                    threads: int | None = None) -> dict[str, Any]:
+    """The stage: load the trained model, reconstruct the shard's ids, write the manifest.
+
+    Args:
+        checkpoint: the experiment's final ``checkpoint.pt``.
+        packed_dir: the packed test split (``results/{dataset}/test``).
+        shard_manifest: the dataset's test shard manifest (``{"ids": [...]}``).
+        results: results root; exp, dataset: names.
+        out_manifest: ``results/{exp}_{dataset}/reconstruct/shard_{k}.json``.
+        params: ``{"experiment", "dataset", "reconstruct"}`` (``Pipeline.experiment_params``).
+        device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
+        threads: torch intra-op threads.
+    """
+    from gsdf.data import build_dataset
+    from gsdf.train import load_trained_model, read_checkpoint
+    from gsdf.train.config import train_config
+    from gsdf.train.run import dataset_options
+
+    cfg = from_dict(ReconstructConfig, params.get("reconstruct"), "reconstruct")
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    ids = [str(i) for i in read_json(shard_manifest).get("ids", [])]
+    model, experiment = load_trained_model(checkpoint, device)
+    # The image size etc. the run trained with (the checkpoint keeps its resolved train config).
+    trained = read_checkpoint(checkpoint).get("train") or {}
+    options = dataset_options(experiment, train_config(experiment, trained))
+    options.update(train=False, augment=False)
+    data = build_dataset(packed_dir, **options)
+    manifest = reconstruct_samples(model, data, ids, Layout(results), exp, dataset, cfg, device)
+    manifest["config"] = {"reconstruct": dataclasses.asdict(cfg), "checkpoint": str(checkpoint)}
+    write_json(out_manifest, manifest)
+    log.info("%s: %d samples, %d meshed, %d without zero crossing, %.1f s, %d decoder queries",
+             out_manifest, len(ids), len(manifest["done"]), manifest["num_no_surface"],
+             manifest["total_seconds"], manifest["total_queries"])
+    return manifest
