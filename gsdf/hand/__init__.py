@@ -27,6 +27,7 @@ from gsdf.hand.kinematics import (
     random_pose,
 )
 from gsdf.hand.layer import HandLayer, HandOutput
+from gsdf.hand.mano import load_mano
 from gsdf.hand.procedural import procedural_hand
 from gsdf.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -45,6 +46,7 @@ __all__ = [
     "axis_angle_to_matrix",
     "default_joint_limits",
     "inverse_kinematics",
+    "load_mano",
     "matrix_to_axis_angle",
     "mirror_asset",
     "procedural_hand",
