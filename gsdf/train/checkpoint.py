@@ -8,10 +8,12 @@ key                   value
 ``format_version``    :data:`FORMAT_VERSION` (int)
 ``kind``              ``"gsdf.train"``
 ``model``             registry name of the model (``gsdf.models.build_model``)
-``model_args``        dict of the model's constructor arguments
+``model_args``        the experiment's ``model_args`` (what compatibility is checked against)
+``resolved_model_args`` the model's complete settings (``model.args``), used to rebuild it
 ``experiment``        the full resolved experiment dict the run trained
 ``dataset``           the dataset settings (``name``, ``recon_scale``, ...)
-``context``           build context of the model (e.g. ``{"pose_checkpoint": path}``)
+``context``           build context of the run (e.g. ``{"pose_checkpoint": path}``)
+``train``             the :class:`gsdf.train.TrainConfig` of the run, as a dict
 ``state_dict``        model weights, without DDP's ``module.`` prefix
 ``optimizer``         ``torch.optim.Adam`` state dict
 ``scheduler``         ``MultiStepLR`` state dict
@@ -212,8 +214,9 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
         device: where to put the model.
         expect: optionally the experiment the caller was configured with; a checkpoint of
             another ``model`` or other ``model_args`` is refused.
-        **context: overrides of the build context stored in the checkpoint (e.g.
-            ``pose_checkpoint=...``); by default the stored context is used.
+        **context: extra build context of ``gsdf.models.build_model`` (e.g. ``hand_asset``).
+            A model trained with a pose checkpoint is rebuilt with ``restore=True`` from its
+            resolved settings: its state dict already holds the frozen pose network.
 
     Returns:
         ``(model, experiment)``: the model (``eval()``, on ``device``) and the resolved
@@ -231,8 +234,12 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
                               f"{ckpt['epoch']}); finish training first")
     if expect is not None:
         check_compatible(ckpt, expect["model"], expect.get("model_args") or {}, path)
-    build_context = dict(ckpt.get("context") or {}, **context)
-    model = build_model(ckpt["model"], dict(ckpt["model_args"]), **build_context)
+    model_args = dict(ckpt.get("resolved_model_args") or ckpt["model_args"])
+    build_context = dict(ckpt.get("context") or {})
+    if "pose_checkpoint" in build_context:
+        build_context = {"restore": True}
+    build_context.update(context)
+    model = build_model(ckpt["model"], model_args, **build_context)
     load_weights(model, ckpt["state_dict"], path)
     model.to(device).eval()
     experiment = dict(ckpt["experiment"])

@@ -208,6 +208,7 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
             ckpt_io.save_checkpoint(path, {
                 "format_version": ckpt_io.FORMAT_VERSION, "kind": ckpt_io.KIND,
                 "model": model_name, "model_args": model_args,
+                "resolved_model_args": _resolved_model_args(model, model_args),
                 "experiment": dict(experiment), "dataset": dataset_info,
                 "context": dict(context or {}), "train": to_dict(cfg),
                 "state_dict": ckpt_io.strip_module_prefix(model.state_dict()),
@@ -301,6 +302,15 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
         outputs.last.unlink()
     barrier(env)
     return state.history
+
+
+def _resolved_model_args(model: nn.Module, model_args: Mapping[str, Any]) -> dict:
+    """The model's complete settings (``model.args`` dataclass, e.g. with gSDF's pose network
+    architecture taken from its pose checkpoint), else the experiment's ``model_args``."""
+    args = getattr(ckpt_io.unwrap(model), "args", None)
+    if dataclasses.is_dataclass(args) and not isinstance(args, type):
+        return to_dict(args)
+    return dict(model_args)
 
 
 def _non_finite(values: dict[str, float], bad: bool, batch: Mapping, epoch: int, state: _State,
