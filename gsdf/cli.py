@@ -180,3 +180,96 @@ def train(args: argparse.Namespace) -> int:
         print(f"gsdf train: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+# --- reconstruct / evaluate / compare (issue 7) ----------------------------------------------
+
+
+def _reconstruct_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="results/{exp}_{dataset}/checkpoint.pt")
+    p.add_argument("--packed-dir", required=True, help="packed test split results/{dataset}/test")
+    p.add_argument("--shard-manifest", required=True,
+                   help="the dataset's test shard manifest (ids of this shard)")
+    p.add_argument("--results", required=True, help="results root (meshes and poses go under "
+                   "{results}/{exp}_{dataset}/)")
+    p.add_argument("--exp", required=True, help="experiment name")
+    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--out", required=True, help="shard manifest to write, "
+                   "results/{exp}_{dataset}/reconstruct/shard_{k}.json")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="default: cuda if available, else cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+@command("reconstruct", "meshes and poses of one test shard from a trained model",
+         _reconstruct_args)
+def reconstruct(args: argparse.Namespace) -> int:
+    import logging
+
+    from gsdf.config import parse_params
+    from gsdf.eval.reconstruct import run_reconstruct
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_reconstruct(args.checkpoint, args.packed_dir, args.shard_manifest, args.results,
+                    args.exp, args.dataset, args.out, parse_params(args.params),
+                    device=args.device, threads=args.threads)
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", required=True, help="results root")
+    p.add_argument("--exp", required=True, help="experiment name")
+    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--dataset-shards", nargs="+", required=True,
+                   help="the test split's shard manifests (ids to evaluate)")
+    p.add_argument("--recon-shards", nargs="+", required=True,
+                   help="the reconstruct shard manifests")
+    p.add_argument("--per-sample", required=True, help="metrics_per_sample.csv to write")
+    p.add_argument("--metrics", required=True, help="metrics.csv to write")
+    p.add_argument("--renders", nargs=3, default=None, metavar=("BEST", "MEDIAN", "WORST"),
+                   help="PNGs of the best, median and worst samples by hand Chamfer")
+    p.add_argument("--threads", type=int, default=1, help="worker processes")
+
+
+@command("evaluate", "metrics of an experiment's reconstructions (the published protocol)",
+         _evaluate_args)
+def evaluate(args: argparse.Namespace) -> int:
+    import logging
+
+    from gsdf.config import parse_params
+    from gsdf.eval.evaluate import run_evaluate
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    summary = run_evaluate(args.results, args.exp, args.dataset, args.dataset_shards,
+                           args.recon_shards, parse_params(args.params), args.per_sample,
+                           args.metrics, args.renders or (), threads=args.threads)
+    row = summary.iloc[0]
+    logging.getLogger("gsdf.evaluate").info(
+        "%s: %d samples, %d evaluated, %d failed; median hand CD %.4f cm^2, median object CD "
+        "%.4f cm^2", args.metrics, row["num_samples"], row["num_evaluated"], row["num_failed"],
+        row["chamfer_hand_cm2_median"], row["chamfer_obj_cm2_median"])
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="dataset name (table title)")
+    p.add_argument("--metrics", nargs="+", required=True, metavar="EXP=PATH",
+                   help="experiment=metrics.csv pairs, in table order")
+    p.add_argument("--csv", required=True, help="{dataset}_comparison.csv to write")
+    p.add_argument("--md", required=True, help="{dataset}_comparison.md to write")
+    p.add_argument("--plot", required=True, help="{dataset}_comparison.png to write")
+
+
+@command("compare", "all experiments of a dataset side by side (paper table, bar chart)",
+         _compare_args)
+def compare(args: argparse.Namespace) -> int:
+    from gsdf.eval.compare import run_compare
+
+    pairs = {}
+    for item in args.metrics:
+        exp, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"gsdf compare: --metrics takes EXP=PATH pairs, got {item!r}")
+        pairs[exp] = path
+    run_compare(pairs, args.dataset, args.csv, args.md, args.plot)
+    return 0

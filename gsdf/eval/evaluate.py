@@ -98,6 +98,13 @@ class SamplePaths:
     gt_meta: Path
 
 
+def metric_columns(cfg: EvalConfig) -> list[str]:
+    """Per-sample metric columns for ``cfg``'s thresholds (:data:`METRICS` for the defaults)."""
+    cols = ["chamfer_hand_cm2", *(_mm_name("fscore_hand", t) for t in cfg.hand_thresholds_mm),
+            "chamfer_obj_cm2", *(_mm_name("fscore_obj", t) for t in cfg.obj_thresholds_mm)]
+    return cols + [m for m in METRICS if not m.startswith(("chamfer", "fscore"))]
+
+
 def _seed(sample_id: str, seed: int, which: str) -> int:
     return (zlib.crc32(f"{sample_id}/{which}".encode()) + seed) % (2 ** 32)
 
@@ -115,7 +122,7 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
     """Metrics of one sample: a dict with ``id``, ``failed`` (bool), ``reason`` (str) and the
     :data:`METRICS` columns (NaN where not computable)."""
     row: dict = {"id": paths.id, "failed": False, "reason": ""}
-    row.update({name: np.nan for name in METRICS})
+    row.update({name: np.nan for name in metric_columns(cfg)})
     reasons: list[str] = []
     try:
         meta = read_json(paths.gt_meta)
@@ -199,7 +206,7 @@ def evaluate_samples(samples: Sequence[SamplePaths], cfg: EvalConfig,
             rows = pool.map(_evaluate_star, jobs, chunksize=1)
     else:
         rows = [_evaluate_star(j) for j in jobs]
-    return pd.DataFrame(rows, columns=["id", "failed", "reason", *METRICS])
+    return pd.DataFrame(rows, columns=["id", "failed", "reason", *metric_columns(cfg)])
 
 
 def summarize(per_sample: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +218,7 @@ def summarize(per_sample: pd.DataFrame) -> pd.DataFrame:
         "num_evaluated": int((~per_sample["failed"]).sum()),
         "num_failed": int(per_sample["failed"].sum()),
     }
-    for name in METRICS:
+    for name in [c for c in per_sample.columns if c not in ("id", "failed", "reason")]:
         values = pd.to_numeric(per_sample[name], errors="coerce").to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         out[f"{name}_mean"] = float(values.mean()) if len(values) else np.nan
