@@ -81,3 +81,15 @@ def test_deterministic_and_seeded():
     assert np.abs(procedural_hand(0).v_template).max() > 0.1
     c = procedural_hand(1)
     assert c.num_vertices != a.num_vertices or not np.allclose(c.v_template, b.v_template)
+
+
+def test_no_self_intersection_at_rest(asset):
+    from gsdf.hand.mesh_checks import self_intersections
+
+    assert len(self_intersections(asset.v_template, asset.faces_closed)) == 0
+    # the check itself detects intersections: two overlapping boxes
+    a, b = trimesh.creation.box(), trimesh.creation.box()
+    b.apply_translation([0.5, 0.3, 0.2])
+    v = np.concatenate([a.vertices, b.vertices])
+    f = np.concatenate([a.faces, b.faces + len(a.vertices)])
+    assert len(self_intersections(v, f)) > 0
