@@ -67,13 +67,15 @@ _RADII = {
 }
 _THUMB1_DIR = np.array([0.027, 0.0388, 0.0129])
 _THUMB_DIR = np.array([0.70, 0.60, 0.38])
-# palm outline (x, y) counter-clockwise, metres; extruded to +-_PALM_HALF_THICKNESS in z
+# palm: the xy polygon below dilated by _PALM_OUTLINE_RADIUS (rounded outline), extruded to
+# +-_PALM_HALF_THICKNESS in z with edges rounded by _PALM_ROUNDING, metres
 _PALM_POLYGON = np.array([
-    [-0.028, -0.014], [0.021, -0.014], [0.031, 0.028], [0.032, 0.088], [0.004, 0.097],
-    [-0.018, 0.089], [-0.038, 0.076], [-0.041, 0.040], [-0.033, 0.004],
+    [-0.018, -0.004], [0.011, -0.004], [0.021, 0.028], [0.022, 0.080], [0.004, 0.087],
+    [-0.018, 0.079], [-0.028, 0.068], [-0.031, 0.040], [-0.023, 0.004],
 ])
+_PALM_OUTLINE_RADIUS = 0.010
 _PALM_HALF_THICKNESS = 0.0125
-_PALM_ROUNDING = 0.009
+_PALM_ROUNDING = 0.011
 # smooth-union radius of each finger with the palm
 _BLEND = {"thumb": 0.010, "index": 0.005, "middle": 0.005, "ring": 0.005, "pinky": 0.005}
 # half widths of the skinning transitions at joint1, joint2, joint3 (metres)
@@ -197,7 +199,7 @@ def _polygon_sdf(p: np.ndarray, poly: np.ndarray) -> np.ndarray:
 def _palm_sdf(p: np.ndarray) -> np.ndarray:
     """Rounded extruded palm polygon: (N, 3) -> (N,) signed distance, metres (approximate)."""
     r = _PALM_ROUNDING
-    d2 = _polygon_sdf(p[:, :2], _PALM_POLYGON) + r
+    d2 = _polygon_sdf(p[:, :2], _PALM_POLYGON) - _PALM_OUTLINE_RADIUS + r
     dz = np.abs(p[:, 2]) - (_PALM_HALF_THICKNESS - r)
     w = np.stack([d2, dz], axis=1)
     return np.minimum(w.max(axis=1), 0.0) + np.linalg.norm(np.maximum(w, 0.0), axis=1) - r
