@@ -16,13 +16,20 @@ same mesh as on the dense grid while querying only a fraction of its nodes:
   level set: a clamped signed distance is 1-Lipschitz, ``L > 1`` is the safety margin for a
   learned field. Saturated (clamped) values only certify a radius ``clamp / L``, which is what
   limits how coarse the first level can usefully be;
-* other blocks are split into 8 and tested again, down to single cells, whose 8 corners are then
-  all evaluated exactly;
-* nodes never evaluated lie in certified blocks and are filled with ``sign * fill`` of the
-  block. Every cell that contains a sign change therefore has exact values at all 8 corners,
-  and marching cubes (which only interpolates along edges with a sign change, and resolves
-  ambiguous cells from their own corners) outputs the same vertices and faces as on the dense
-  grid.
+* other blocks are split into 8 and tested again, down to blocks of 2 voxels; there, each of
+  the 27 nodes gets its sign proven by a neighbour ``c`` with ``|f(c)| > L * distance`` or is
+  evaluated, and the cells whose corner signs differ get all 8 corners evaluated exactly;
+* nodes never evaluated are filled with ``sign * fill`` (sign of their certified block or of
+  their proof). Marching cubes only draws in cells with a sign change, interpolating along
+  edges with a sign change and resolving ambiguous cells from their own corners; all their
+  corners are exact and every other node has its true sign, so it outputs the same vertices and
+  faces as on the dense grid.
+
+The first (``[-1, 1]^3``) grid only serves the bounding box of its inside nodes, so there
+(``signs_only``) blocks lying inside the box found so far are not refined and no exact values
+are needed. The clamp of the fields bounds the gain: a saturated value only certifies a radius
+``clamp / L``, so far from the surface blocks of 4 voxels of the first grid are the coarsest
+that can be certified (with ``L = 1.4`` and the 0.05 clamp, at resolution 128).
 
 Grid conventions (the reference's): array axis 0, 1, 2 = x, y, z; node ``(i, j, k)`` lies at
 ``origin + (i, j, k) * voxel_size``. Coordinates are in the hand frame (dimensionless, metres
@@ -147,26 +154,53 @@ def sample_dense(query_fn: QueryFn, spec: GridSpec, batch_size: int = 65536) -> 
     return SampledGrid(values, np.ones((n, n, n), dtype=bool), spec, n ** 3)
 
 
+def _offsets(span: int) -> np.ndarray:
+    """All integer offsets in ``[0, span]^3``: ((span + 1)^3, 3)."""
+    r = np.arange(span + 1)
+    return np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+
+
+# The 26 neighbours of a node and their distances in voxels.
+_NEIGHBOURS = _offsets(2) - 1
+_NEIGHBOURS = _NEIGHBOURS[np.abs(_NEIGHBOURS).sum(1) > 0]
+_NEIGHBOUR_DIST = np.linalg.norm(_NEIGHBOURS, axis=1)
+
+
 def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 1.5,
-                          coarse_stride: int = 8, batch_size: int = 65536) -> SampledGrid:
+                          coarse_stride: int = 8, batch_size: int = 65536,
+                          signs_only: bool = False) -> SampledGrid:
     """Evaluate the field only where the zero level set may pass (see the module docstring).
 
-    Returns a grid on which marching cubes gives the dense grid's mesh, provided the field is
-    ``lipschitz``-Lipschitz.
+    Args:
+        query_fn: the field, ``(K, 3) -> (K,)``.
+        spec: the grid.
+        lipschitz: assumed Lipschitz constant of the field.
+        coarse_stride: block size of the first level (power of 2; 1 = dense).
+        batch_size: maximum points per ``query_fn`` call.
+        signs_only: only the bounding box of the inside nodes is needed (the reference's first
+            grid): blocks that cannot move that box are not refined and no exact values are
+            computed; the returned values are then only good for :func:`fitted_cube`.
+
+    Returns:
+        with ``signs_only=False``, a grid on which marching cubes gives the dense grid's mesh,
+        provided the field is ``lipschitz``-Lipschitz.
     """
     n = spec.resolution
+    if coarse_stride < 2:
+        return sample_dense(query_fn, spec, batch_size)
     stride = coarse_stride
     blocks_per_axis = max(1, math.ceil((n - 1) / stride))
     m = blocks_per_axis * stride + 1  # padded nodes per axis; padding nodes lie outside the cube
     values = np.zeros(m ** 3, dtype=np.float64)
     known = np.zeros(m ** 3, dtype=bool)
+    node_sign = np.zeros(m ** 3, dtype=np.float64)  # signs proven for unevaluated nodes
     num_queries = 0
     strides = np.array([m * m, m, 1], dtype=np.int64)
+    h = spec.voxel_size
 
-    def evaluate(index: np.ndarray) -> np.ndarray:
-        """Values at (K, 3) node indices, querying the unknown ones: (K,)."""
+    def evaluate(lin: np.ndarray) -> np.ndarray:
+        """Values at linear node indices (any shape), querying the unknown ones."""
         nonlocal num_queries
-        lin = index @ strides
         todo = np.unique(lin[~known[lin]])
         if len(todo):
             todo_index = np.stack(np.unravel_index(todo, (m, m, m)), -1)
@@ -175,66 +209,105 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
             num_queries += len(todo)
         return values[lin]
 
-    # Lower corners of the blocks of the current level, (K, 3).
+    # Bounding box (node indices) of the inside nodes found so far (signs_only mode).
+    box_lo = np.full(3, n, dtype=np.int64)
+    box_hi = np.full(3, -1, dtype=np.int64)
+
+    def grow_box(lo: np.ndarray, hi: np.ndarray) -> None:
+        """Grow the inside box by node ranges [lo, hi] (K, 3), clipped to the grid."""
+        lo, hi = np.minimum(lo, n - 1), np.minimum(hi, n - 1)
+        if len(lo):
+            box_lo[:] = np.minimum(box_lo, lo.min(0))
+            box_hi[:] = np.maximum(box_hi, hi.max(0))
+
     grid = np.arange(blocks_per_axis) * stride
     blocks = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
     certified: list[tuple[np.ndarray, int, np.ndarray]] = []  # (blocks, stride, signs)
+    final = np.zeros((0, 3), dtype=np.int64)  # uncertified blocks of stride 2
     while len(blocks):
+        blocks = blocks[(blocks < n - 1).all(1)]  # blocks holding no cell of the grid
         corners = blocks[:, None, :] + stride * _CORNERS  # (K, 8, 3)
-        if stride == 1:
-            # Cells from a split block know two opposite corners (the block's corner and its
-            # centre), which together cover the cell within sqrt(5)/2 voxels.
-            lin = corners.reshape(-1, 3) @ strides
-            have = known[lin].reshape(-1, 8)
-            vals = values[lin].reshape(-1, 8)
-            pair = have[:, 0] & have[:, 7]
-            same = (np.sign(vals[:, 0]) == np.sign(vals[:, 7])) & (vals[:, 0] != 0)
-            far = np.minimum(np.abs(vals[:, 0]), np.abs(vals[:, 7])) > (
-                lipschitz * 2.0 * COVER_RADIUS * spec.voxel_size)
-            ok = pair & same & far
-            if ok.any():
-                certified.append((blocks[ok], 1, np.sign(vals[ok, 0])))
-            evaluate(corners[~ok].reshape(-1, 3))
-            break
         nodes = np.concatenate([corners, blocks[:, None, :] + stride // 2], axis=1)  # (K, 9, 3)
-        vals = evaluate(nodes.reshape(-1, 3)).reshape(-1, 9)
-        radius = lipschitz * COVER_RADIUS * stride * spec.voxel_size
+        vals = evaluate(nodes @ strides)  # (K, 9)
         positive = (vals > 0).all(1)
         negative = (vals < 0).all(1)
-        # One node farther than the block diagonal also proves the block has no crossing.
-        diagonal = lipschitz * math.sqrt(3.0) * stride * spec.voxel_size
+        # Every point of the block lies within COVER_RADIUS * side of one of the 9 nodes; one
+        # node farther than the block diagonal also proves the block has no crossing.
+        cover = lipschitz * COVER_RADIUS * stride * h
+        diagonal = lipschitz * math.sqrt(3.0) * stride * h
         ok = (positive | negative) & (
-            (np.abs(vals).min(1) > radius) | (np.abs(vals).max(1) > diagonal))
+            (np.abs(vals).min(1) > cover) | (np.abs(vals).max(1) > diagonal))
         if ok.any():
             certified.append((blocks[ok], stride, np.where(positive[ok], 1.0, -1.0)))
+        rest = blocks[~ok]
+        if signs_only:
+            inside = nodes[~ok][vals[~ok] < 0]  # (k, 3) inside nodes
+            inside = inside[(inside < n).all(1)]
+            grow_box(inside, inside)
+            neg_blocks = blocks[ok & negative]
+            grow_box(neg_blocks, neg_blocks + stride)
+            hi = np.minimum(rest + stride, n - 1)
+            rest = rest[~((rest >= box_lo).all(1) & (hi <= box_hi).all(1))]
+        if stride == 2:
+            final = rest
+            break
         stride //= 2
-        blocks = (blocks[~ok][:, None, :] + stride * _CORNERS).reshape(-1, 3)
+        blocks = (rest[:, None, :] + stride * _CORNERS).reshape(-1, 3)
 
-    # Fill the nodes never evaluated with the sign of a certified block holding them.
+    # Last level: the 27 nodes of each uncertified 2-voxel block. A node's sign is proven by a
+    # neighbour c with |f(c)| > L * distance; nodes without a proof are evaluated; the cells
+    # whose corner signs differ (the only ones marching cubes draws) get exact corners.
+    if len(final):
+        lin = np.unique((final[:, None, :] + _offsets(2)) @ strides)
+        unknown = lin[~known[lin]]
+        index = np.stack(np.unravel_index(unknown, (m, m, m)), -1)
+        proven = np.zeros(len(unknown), dtype=np.float64)
+        for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
+            nb = index + offset
+            valid = ((nb >= 0) & (nb < m)).all(1)
+            nb_lin = np.where(valid, nb @ strides, 0)
+            v = values[nb_lin]
+            good = valid & known[nb_lin] & (np.abs(v) > lipschitz * dist * h) & (proven == 0)
+            proven[good] = np.sign(v[good])
+        node_sign[unknown] = proven
+        evaluate(unknown[proven == 0])
+        if signs_only:
+            inside = np.stack(np.unravel_index(lin[values[lin] * known[lin] + node_sign[lin] < 0],
+                                               (m, m, m)), -1)
+            grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
+        else:
+            cells = (final[:, None, :] + _offsets(1)).reshape(-1, 3)  # (8K, 3) lower corners
+            cells = cells[(cells < n - 1).all(1)]
+            cell_lin = (cells[:, None, :] + _CORNERS) @ strides  # (C, 8)
+            sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
+            mixed = ~((sign > 0).all(1) | (sign < 0).all(1))
+            evaluate(cell_lin[mixed])
+
+    # Fill the nodes never evaluated with their proven sign (certified block or neighbour).
     fill = float(np.abs(values[known]).max()) if known.any() else 1.0
     fill = fill if fill > 0 else 1.0
-    signs = np.zeros(m ** 3, dtype=np.float64)
+    signs = node_sign
     for cert_blocks, cert_stride, cert_signs in certified:
-        span = np.arange(cert_stride + 1)
-        offsets = np.stack(np.meshgrid(span, span, span, indexing="ij"), -1).reshape(-1, 3)
+        offsets = _offsets(cert_stride)
         for start in range(0, len(cert_blocks), 4096):
             chunk = cert_blocks[start:start + 4096]
             lin = (chunk[:, None, :] + offsets) @ strides  # (k, (s+1)^3)
             signs[lin] = np.broadcast_to(cert_signs[start:start + 4096, None], lin.shape)
     values = np.where(known, values, signs * fill).reshape(m, m, m)[:n, :n, :n]
     exact = known.reshape(m, m, m)[:n, :n, :n]
-    if not np.all(exact | (values != 0)):
+    if not signs_only and not np.all(exact | (values != 0)):
         raise RuntimeError("coarse-to-fine meshing left a node without a value (bug)")
     return SampledGrid(np.ascontiguousarray(values), np.ascontiguousarray(exact), spec,
                        num_queries)
 
 
-def sample_grid(query_fn: QueryFn, spec: GridSpec, config: MeshingConfig) -> SampledGrid:
+def sample_grid(query_fn: QueryFn, spec: GridSpec, config: MeshingConfig,
+                signs_only: bool = False) -> SampledGrid:
     """:func:`sample_dense` or :func:`sample_coarse_to_fine` according to ``config.mode``."""
     if config.mode == "dense":
         return sample_dense(query_fn, spec, config.batch_size)
     return sample_coarse_to_fine(query_fn, spec, config.lipschitz, config.coarse_stride,
-                                 config.batch_size)
+                                 config.batch_size, signs_only)
 
 
 def fitted_cube(grids: list[SampledGrid], resolution: int) -> GridSpec | None:
@@ -304,7 +377,9 @@ def mesh_fields(query_fns: Mapping[str, QueryFn], config: MeshingConfig) -> Mesh
         config: grid and mode settings.
     """
     first = GridSpec.reference_cube(config.resolution)
-    grids = {name: sample_grid(fn, first, config) for name, fn in query_fns.items()}
+    # With a fitted cube the first grid only serves its inside nodes' bounding box.
+    grids = {name: sample_grid(fn, first, config, signs_only=config.fit_cube)
+             for name, fn in query_fns.items()}
     queries = {name: g.num_queries for name, g in grids.items()}
     dense = {name: config.resolution ** 3 for name in query_fns}
     spec: GridSpec | None = first
