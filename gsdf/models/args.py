@@ -1,0 +1,217 @@
+"""Typed ``model_args`` of every registered model (built with :func:`gsdf.config.from_dict`).
+
+One dataclass per model; the experiment YAML's ``model_args`` block is turned into it, unknown keys
+are refused with a message naming them and the allowed keys. Defaults are the reference's
+(zerchen/gSDF ``playground/*/config.py`` at ObMan settings); ``config/experiments/*.yaml`` repeat
+the values that matter so an experiment file documents itself.
+
+Hand-frame units: points are ``(p_cam - wrist) * recon_scale / 2`` (docs/architecture.md); SDF
+values, ``clamp_dist`` and every point encoding are in these units. Camera quantities (joints,
+object centre, ``depth_dim``) are metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+ENCODE_STYLES = ("raw", "kine")
+HAND_KINE_LATENTS = (6, 21, 36, 51)
+OBJ_KINE_LATENTS = (6, 9, 69, 72)
+ROT_STYLES = ("6d", "axisang")
+
+
+@dataclass
+class DecoderArgs:
+    """DeepSDF decoder (reference ``SDFHead``): ``len(dims)`` hidden layers + a linear output.
+
+    Attributes:
+        dims: widths of the hidden layers (reference: 4 x 512, i.e. 5 linear layers).
+        dropout_layers: hidden layers followed by dropout.
+        dropout_prob: dropout probability (0.2).
+        norm_layers: hidden layers with weight normalisation.
+        latent_in: hidden layers whose input is re-concatenated with the decoder input (the
+            middle layer, 2).
+        num_classes: classes of the optional hand-part head (6: palm + 5 fingers).
+    """
+
+    dims: tuple[int, ...] = (512, 512, 512, 512)
+    dropout_layers: tuple[int, ...] = (0, 1, 2, 3)
+    dropout_prob: float = 0.2
+    norm_layers: tuple[int, ...] = (0, 1, 2, 3)
+    latent_in: tuple[int, ...] = (2,)
+    num_classes: int = 6
+
+
+@dataclass
+class PoseArgs:
+    """The hand pose network (reference ``playground/pose_kpt``, hand only).
+
+    ResNet backbone -> UNet neck (``neck_stages`` stride-2 deconvolutions) -> 1x1 conv to
+    ``21 * heatmap_depth`` channels -> 3D soft-argmax -> wrist-relative depth decoding.
+
+    Attributes:
+        backbone: torchvision ResNet name.
+        backbone_weights: optional local file with ImageNet weights (torchvision format).
+        image_size: training image side in pixels (square).
+        neck_channels: channels of the UNet neck.
+        neck_stages: number of x2 upsampling stages (3: heatmap at 1/4 of the image).
+        heatmap_depth: depth bins of the 3D heatmap (64).
+        depth_dim: half range, metres, of the depth bins around the wrist depth (0.20 in the
+            reference's pose experiments, 0.28 in its config default).
+        joints_weight: weight of the MSE on 3D joints (camera metres; reference
+            ``volume_weight``).
+        hand_ordinal_weight: weight of the hand ordinal loss (reference ``hand_ordinal_weight``).
+    """
+
+    backbone: str = "resnet18"
+    backbone_weights: str | None = None
+    image_size: int = 256
+    neck_channels: int = 256
+    neck_stages: int = 3
+    heatmap_depth: int = 64
+    depth_dim: float = 0.20
+    joints_weight: float = 1.0
+    hand_ordinal_weight: float = 1.0
+
+
+@dataclass
+class GFArgs:
+    """Grasping Field (reference ``hsdf_osdf_1net`` with ``nerf`` 3-d encodings).
+
+    Attributes:
+        backbone, backbone_weights, image_size: see :class:`PoseArgs`.
+        hand_branch, obj_branch: build the hand / object SDF decoder.
+        sdf_latent: size of the image feature given to the decoders.
+        hand_encode_style, obj_encode_style: ``raw`` (the point, 3) or ``kine`` (kinematic
+            embeddings; needs a pose estimate, so not for ``gf``).
+        hand_point_latent, obj_point_latent: size of the point encoding.
+        hand_cls: add the 6-class hand-part head to the hand decoder.
+        decoder: :class:`DecoderArgs`.
+        clamp_dist: SDF clamp, hand-frame units (0.05).
+        sdf_add_epoch: before this epoch each decoder is trained only on its own shape's samples
+            (hand decoder on the first N/2 points, object decoder on the last N/2); from it on,
+            both decoders see all points and the part loss is switched on (reference mask
+            schedule).
+        hand_sdf_weight, obj_sdf_weight, hand_cls_weight: loss weights.
+    """
+
+    backbone: str = "resnet18"
+    backbone_weights: str | None = None
+    image_size: int = 256
+    hand_branch: bool = True
+    obj_branch: bool = True
+    sdf_latent: int = 256
+    hand_encode_style: str = "raw"
+    obj_encode_style: str = "raw"
+    hand_point_latent: int = 3
+    obj_point_latent: int = 3
+    hand_cls: bool = False
+    decoder: DecoderArgs = field(default_factory=DecoderArgs)
+    clamp_dist: float = 0.05
+    sdf_add_epoch: int = 1201
+    hand_sdf_weight: float = 0.5
+    obj_sdf_weight: float = 0.5
+    hand_cls_weight: float = 0.05
+
+
+@dataclass
+class AlignSDFArgs(GFArgs):
+    """AlignSDF (reference ``hsdf_osdf_1net`` with ``mano_branch`` and ``obj_trans``).
+
+    Attributes (besides :class:`GFArgs`):
+        mano_ncomps: PCA components of the finger pose (15); 45 regresses the full axis-angle.
+        mano_neurons: widths of the MANO MLP (512, 512, 512).
+        neck_channels, neck_stages, heatmap_depth, depth_dim: object-centre heatmap branch, see
+            :class:`PoseArgs` (reference: 256, 3, 64, 0.28).
+        obj_rot: add an object rotation head (corner loss); ``rot_style`` ``6d`` or ``axisang``.
+        mano_joints_weight, mano_shape_weight, mano_pose_weight: MANO losses (joint MSE in
+            camera metres, shape and pose regularisers).
+        obj_center_weight: MSE on the object centre (reference ``volume_weight``).
+        corner_weight: MSE on the object corners (with ``obj_rot``).
+    """
+
+    hand_encode_style: str = "kine"
+    obj_encode_style: str = "kine"
+    hand_point_latent: int = 6
+    obj_point_latent: int = 6
+    mano_ncomps: int = 15
+    mano_neurons: tuple[int, ...] = (512, 512, 512)
+    neck_channels: int = 256
+    neck_stages: int = 3
+    heatmap_depth: int = 64
+    depth_dim: float = 0.28
+    obj_rot: bool = False
+    rot_style: str = "6d"
+    mano_joints_weight: float = 0.5
+    mano_shape_weight: float = 5e-7
+    mano_pose_weight: float = 5e-5
+    obj_center_weight: float = 0.5
+    corner_weight: float = 0.2
+
+
+@dataclass
+class GSDFArgs(GFArgs):
+    """gSDF (reference ``hsdf_osdf_2net_pa``): frozen pose network + a second backbone.
+
+    Attributes (besides :class:`GFArgs`):
+        pose: :class:`PoseArgs` of the frozen pose network. When the model is built from a pose
+            checkpoint, the checkpoint's ``model_args`` are used (and must agree with any value
+            given here).
+        pixel_channels: channels of the pixel-aligned feature map (UNet with one stage, 256).
+        with_add_feats: append depth (1) and view direction (3) to the sampled features.
+        neck_channels, neck_stages, heatmap_depth, depth_dim: object-centre heatmap branch.
+        obj_rot, rot_style, obj_center_weight, corner_weight: see :class:`AlignSDFArgs`.
+    """
+
+    hand_encode_style: str = "kine"
+    obj_encode_style: str = "kine"
+    hand_point_latent: int = 51
+    obj_point_latent: int = 72
+    pose: PoseArgs = field(default_factory=PoseArgs)
+    pixel_channels: int = 256
+    with_add_feats: bool = True
+    neck_channels: int = 256
+    neck_stages: int = 3
+    heatmap_depth: int = 64
+    depth_dim: float = 0.28
+    obj_rot: bool = False
+    rot_style: str = "6d"
+    obj_center_weight: float = 0.5
+    corner_weight: float = 0.5
+
+
+@dataclass
+class TransformerArgs:
+    """Spatial-temporal transformer of gSDF video (reference ``VideoTransformer``).
+
+    Attributes:
+        dim: token width (256).
+        depth: layers of the spatial and of the temporal transformer (8 each).
+        heads: attention heads (4).
+        dim_head: width per head (256; inner width ``heads * dim_head``).
+        mlp_ratio: hidden width of the feed-forward block / ``dim`` (4).
+        dropout: dropout in attention output and feed-forward (0).
+        temporal_embedding: learn one positional embedding per frame (else one for all).
+    """
+
+    dim: int = 256
+    depth: int = 8
+    heads: int = 4
+    dim_head: int = 256
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    temporal_embedding: bool = False
+
+
+@dataclass
+class GSDFVideoArgs(GSDFArgs):
+    """gSDF video (reference ``hsdf_osdf_2net_video_pa``).
+
+    Attributes (besides :class:`GSDFArgs`):
+        num_frames: frames per clip (3 or 5); the middle one is reconstructed.
+        transformer: :class:`TransformerArgs`.
+    """
+
+    num_frames: int = 3
+    transformer: TransformerArgs = field(default_factory=TransformerArgs)

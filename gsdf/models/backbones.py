@@ -1,0 +1,65 @@
+"""ResNet feature extractors (torchvision), ImageNet weights only from a local file.
+
+The module keeps torchvision's attribute names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so
+a torchvision ``resnet18-*.pth`` state dict loads as is (its ``fc.*`` entries are dropped).
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from gsdf.config import ConfigError
+from gsdf.models.args import BACKBONES
+
+_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet trunk without pooling and classifier.
+
+    Args:
+        name: ``resnet18`` | ``resnet34`` | ``resnet50``.
+        weights_path: optional local torchvision checkpoint (ImageNet weights); ``None`` keeps
+            torchvision's random initialisation.
+
+    Shapes:
+        forward: image (B, 3, H, W), ImageNet-normalised -> features (B, C, H/32, W/32) with
+        ``C = out_channels`` (512 for ResNet-18/34, 2048 for ResNet-50).
+    """
+
+    def __init__(self, name: str = "resnet18", weights_path: str | Path | None = None) -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise ConfigError(f"model_args 'backbone' = {name!r} is not allowed; allowed values: "
+                              f"{list(BACKBONES)}")
+        net = getattr(torchvision.models, name)(weights=None)
+        self.name = name
+        self.out_channels = _CHANNELS[name]
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4)
+        if weights_path is not None:
+            self.load_imagenet(weights_path)
+
+    def load_imagenet(self, weights_path: str | Path) -> None:
+        """Load torchvision ImageNet weights from a local file (the ``fc`` layer is ignored)."""
+        path = Path(weights_path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"backbone weights {path} not found; set model_args 'backbone_weights' to a local "
+                f"torchvision {self.name} checkpoint, or to null for random initialisation")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        self.load_state_dict(state, strict=True)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(image))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x  # (B, C, H/32, W/32)

@@ -1,0 +1,128 @@
+"""gSDF (Chen et al. CVPR 2023), as the reference's ``hsdf_osdf_2net_pa``.
+
+* A pose network (:class:`~gsdf.models.pose.PoseNet`), pretrained in ``train_pose`` and frozen
+  (``requires_grad=False`` and always in eval mode, so its BatchNorm statistics stay those of
+  the pose training), predicts 21 joints; inverse kinematics (``gsdf.hand``) turns them into 16
+  joint frames for the kinematic hand embedding (Sec. 3.2).
+* A second ResNet gives a feature map (one x2 deconvolution stage, 256 channels) sampled at the
+  projection of each query point, with its depth and view direction (Sec. 3.3), then a linear
+  layer to ``sdf_latent``.
+* An object-centre heatmap branch (and optionally a rotation head) gives the object frame for the
+  object embedding; the object embedding can also use the wrist frame and the 21 joints.
+
+The model's ``state_dict`` contains the frozen pose network, so a gSDF checkpoint alone rebuilds
+the whole model (``build_model("gsdf", model_args, restore=True)`` then ``load_state_dict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsdf.models.args import GSDFArgs
+from gsdf.models.backbones import ResNetBackbone
+from gsdf.models.base import SDFModel, State, base_state, object_frame
+from gsdf.models.encodings import pixel_aligned_features
+from gsdf.models.hand_model import LayerHolder, ik_frames
+from gsdf.models.heads import GlobalFeature, MLPHead, UNetNeck, VolumeHead, rotation_from_head
+from gsdf.models.pose import PoseNet
+
+
+class GSDF(SDFModel):
+    """gSDF single image.
+
+    Args:
+        args: :class:`GSDFArgs` (``args.pose`` describes ``pose_net``).
+        pose_net: the pretrained pose network (frozen here).
+        hand_asset: asset of the IK layer (procedural hand by default).
+    """
+
+    name = "gsdf"
+
+    def __init__(self, args: GSDFArgs, pose_net: PoseNet, hand_asset: Any = None) -> None:
+        super().__init__(args)
+        self.pose_net = pose_net
+        for p in self.pose_net.parameters():
+            p.requires_grad_(False)
+        self.pose_net.eval()
+        self.ik_layer = LayerHolder(hand_asset)
+        self.backbone = ResNetBackbone(args.backbone, args.backbone_weights)
+        c = self.backbone.out_channels
+        self.pixel_neck = UNetNeck(c, args.pixel_channels, 1)
+        self.sdf_encoder = nn.Linear(args.pixel_channels + (4 if args.with_add_feats else 0),
+                                     args.sdf_latent)
+        self.obj_volume = self.rot_global = self.rot_head = None
+        if args.obj_branch:
+            self.obj_volume = VolumeHead(c, 1, args.heatmap_depth, args.depth_dim,
+                                         args.neck_channels, args.neck_stages)
+            if args.obj_rot:
+                self.rot_global = GlobalFeature(c, 512)
+                self.rot_head = MLPHead((512, 256, 128), 6 if args.rot_style == "6d" else 3)
+        self.build_decoders(args.sdf_latent)
+
+    def train(self, mode: bool = True) -> GSDF:
+        super().train(mode)
+        self.pose_net.eval()  # frozen: keep its BatchNorm statistics
+        return self
+
+    @property
+    def needs_frames(self) -> bool:
+        a = self.args
+        return ((a.hand_branch and a.hand_encode_style == "kine")
+                or (a.obj_branch and a.obj_encode_style == "kine"
+                    and a.obj_point_latent in (9, 72)))
+
+    def hand_pose(self, image: torch.Tensor, state: State) -> None:
+        """Frozen pose network (+ IK) on ``image`` (B, 3, H, W): fills ``joints`` and
+        ``hand_frames`` of ``state``."""
+        with torch.no_grad():
+            joints = self.pose_net.predict_joints(image, state["wrist"], state["cam_intr"])
+        state["joints"] = joints
+        if self.needs_frames:
+            state["hand_frames"] = ik_frames(self.ik_layer, joints)
+
+    def object_pose(self, feat: torch.Tensor, state: State, batch: Mapping[str, Any]) -> None:
+        """Object centre (and rotation) from the backbone map ``feat`` (B, C, h, w)."""
+        if self.obj_volume is None:
+            return
+        a: GSDFArgs = self.args
+        wrist = state["wrist"]
+        center = self.obj_volume(feat, state["image_hw"], wrist, state["cam_intr"])[:, 0]
+        rot = None
+        if self.rot_head is not None:
+            rot = rotation_from_head(self.rot_head(self.rot_global(feat)), a.rot_style)
+            if "obj_rest_corners_3d" in batch:
+                rest = batch["obj_rest_corners_3d"].to(center.dtype)
+                state["obj_corners"] = rest @ rot.transpose(1, 2) + center[:, None]
+        state["obj_center"] = center
+        state["obj_frame"] = object_frame(center, wrist, rot)
+
+    def encode(self, batch: Mapping[str, Any]) -> State:
+        state = base_state(batch)
+        image = batch["image"]
+        self.hand_pose(image, state)
+        feat = self.backbone(image)
+        state["feat_map"] = self.pixel_neck(feat)  # (B, pixel_channels, H/16, W/16)
+        self.object_pose(feat, state, batch)
+        return state
+
+    def point_features(self, state: State, points: torch.Tensor) -> torch.Tensor:
+        feats = pixel_aligned_features(state["feat_map"], points, state["wrist"], state["scale"],
+                                       state["cam_intr"], state["image_hw"],
+                                       self.args.with_add_feats)
+        return self.sdf_encoder(feats)  # (B, N, sdf_latent)
+
+    def pose_losses(self, state: State, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        a: GSDFArgs = self.args
+        losses = {}
+        if self.obj_volume is not None:
+            gt = batch["obj_center_3d"].to(state["obj_center"].dtype)
+            losses["obj_center"] = a.obj_center_weight * F.mse_loss(state["obj_center"], gt)
+            if state["obj_corners"] is not None and a.corner_weight > 0:
+                gt = batch["obj_corners_3d"].to(state["obj_corners"].dtype)
+                losses["obj_corners"] = a.corner_weight * F.mse_loss(state["obj_corners"], gt)
+        return losses

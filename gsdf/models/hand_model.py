@@ -1,0 +1,56 @@
+"""Access to the hand model (``gsdf.hand``) for the models: the asset, the LBS layer, IK.
+
+The layers are kept out of the models' ``state_dict`` (they hold no learned weights and are
+rebuilt from the asset), and moved to the input's device when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def default_asset(asset: Any = None) -> Any:
+    """The given :class:`gsdf.hand.HandAsset`, or the procedural hand (seed 0)."""
+    if asset is not None:
+        return asset
+    from gsdf.hand.procedural import procedural_hand
+
+    return procedural_hand(0)
+
+
+class LayerHolder:
+    """A :class:`gsdf.hand.layer.HandLayer` that is not a registered sub-module."""
+
+    def __init__(self, asset: Any, **kwargs: Any) -> None:
+        from gsdf.hand.layer import HandLayer
+
+        self.layer = HandLayer(default_asset(asset), **kwargs)
+
+    def get(self, like: torch.Tensor) -> Any:
+        """The layer on ``like``'s device and dtype."""
+        buf = self.layer.v_template
+        if buf.device != like.device or buf.dtype != like.dtype:
+            self.layer.to(device=like.device, dtype=like.dtype)
+        return self.layer
+
+
+def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
+    """Joint frames of predicted joints by inverse kinematics (gSDF Sec. 3.2).
+
+    Args:
+        holder: the IK layer (flat mean, no PCA).
+        joints: (B, 21, 3) camera metres (gSDF order).
+
+    Returns:
+        (B, 16, 4, 4) frames relative to the wrist (metres), gSDF order (see
+        :func:`gsdf.models.encodings.joint_frames`).
+    """
+    import gsdf.hand as hand
+    from gsdf.models.encodings import joint_frames
+
+    rel = joints - joints[:, :1]
+    with torch.no_grad():
+        _, out = hand.inverse_kinematics(holder.get(rel), rel)
+    return joint_frames(out.transforms[..., :3, :3].to(joints.dtype), out.joints.to(joints.dtype))

@@ -1,0 +1,13 @@
+"""Model tests: one thread and a fixed seed per test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
