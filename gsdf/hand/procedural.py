@@ -80,7 +80,7 @@ _PALM_ROUNDING = 0.011
 _BLEND = {"thumb": 0.010, "index": 0.005, "middle": 0.005, "ring": 0.005, "pinky": 0.005}
 # half widths of the skinning transitions at joint1, joint2, joint3 (metres)
 _SKIN_HALF_WIDTH = {"thumb": (0.014, 0.006, 0.005), "other": (0.010, 0.005, 0.004)}
-_VOXEL = 0.0015
+_VOXEL = 0.002
 _TARGET_FACES = 6400
 
 # shape directions: per unit beta
@@ -213,17 +213,43 @@ def _tapered_capsule_sdf(p: np.ndarray, a: np.ndarray, b: np.ndarray, ra: float,
     return np.linalg.norm(p - a - t[:, None] * e, axis=1) - (ra + (rb - ra) * t)
 
 
-def _hand_sdf(p: np.ndarray, layout: dict[str, np.ndarray]) -> np.ndarray:
-    d = _palm_sdf(p)
+_FAR = 0.03  # stand-in distance (metres) for grid points outside a primitive's bounding box
+
+
+def _eval_block(axes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray, fn) -> np.ndarray:
+    """Evaluate ``fn((N, 3) points) -> (N,)`` on the grid points inside the box [lo, hi] only;
+    the rest of the (X, Y, Z) grid gets ``_FAR`` (larger than any blend radius, so the zero
+    level set is unchanged as long as the box contains the primitive plus ``_FAR``)."""
+    out = np.full(tuple(len(a) for a in axes), _FAR)
+    sl = []
+    for a, l, h in zip(axes, lo - _FAR, hi + _FAR, strict=True):
+        i0, i1 = np.searchsorted(a, l), np.searchsorted(a, h, side="right")
+        sl.append(slice(i0, i1))
+    sub = np.stack(np.meshgrid(*(a[s] for a, s in zip(axes, sl, strict=True)), indexing="ij"),
+                   axis=-1)
+    if sub.size:
+        out[tuple(sl)] = np.minimum(fn(sub.reshape(-1, 3)).reshape(sub.shape[:3]), _FAR)
+    return out
+
+
+def _hand_sdf(axes: list[np.ndarray], layout: dict[str, np.ndarray]) -> np.ndarray:
+    """Signed distance (approximate, negative inside) on the grid ``axes`` -> (X, Y, Z)."""
+    half = _PALM_HALF_THICKNESS
+    poly_lo = _PALM_POLYGON.min(0) - _PALM_OUTLINE_RADIUS
+    poly_hi = _PALM_POLYGON.max(0) + _PALM_OUTLINE_RADIUS
+    d = _eval_block(axes, np.append(poly_lo, -half), np.append(poly_hi, half), _palm_sdf)
     for f, name in enumerate(MANO_FINGER_ORDER):
         chain, radii = layout["chains"][f], layout["radii"][f]
         tip_dir = _unit(chain[4] - chain[3])
         ends = [chain[1], chain[2], chain[3], chain[4] - radii[3] * tip_dir]
-        df = np.full(len(p), np.inf)
-        for s in range(3):
-            df = np.minimum(
-                df, _tapered_capsule_sdf(p, ends[s], ends[s + 1], radii[s], radii[s + 1])
-            )
+        df = np.full(d.shape, _FAR)
+        for k in range(3):
+            a, b, ra, rb = ends[k], ends[k + 1], radii[k], radii[k + 1]
+            r = max(ra, rb)
+            block = _eval_block(axes, np.minimum(a, b) - r, np.maximum(a, b) + r,
+                                lambda q, a=a, b=b, ra=ra, rb=rb: _tapered_capsule_sdf(
+                                    q, a, b, ra, rb))
+            df = np.minimum(df, block)
         d = _smin(d, df, _BLEND[name])
     return d
 
@@ -233,8 +259,7 @@ def _mesh_surface(layout: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     lo = np.minimum(pts.min(0), [-0.05, -0.02, -0.02]) - 0.02
     hi = np.maximum(pts.max(0), [0.04, 0.1, 0.02]) + 0.02
     axes = [np.arange(lo[i], hi[i] + _VOXEL, _VOXEL) for i in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # (X, Y, Z, 3)
-    sdf = _hand_sdf(grid.reshape(-1, 3), layout).reshape(grid.shape[:3])
+    sdf = _hand_sdf(axes, layout)  # (X, Y, Z)
     verts, faces, _, _ = marching_cubes(sdf, level=0.0, spacing=(_VOXEL,) * 3)
     verts = verts + lo
     faces = faces[:, ::-1]  # skimage winding points normals inwards for a negative-inside field
