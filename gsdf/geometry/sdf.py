@@ -18,7 +18,8 @@ nearest hand face. Distances are exact point-to-triangle distances (libigl
 ``point_mesh_squared_distance``, which also gives the nearest face); the sign is negative inside,
 decided by the generalised winding number (libigl ``fast_winding_number > 0.5``), which is right
 on meshes with holes (ShapeNet objects) where the nearest normal alone is not. The hand is
-watertight; it uses the same test (it is cheap). The part label of a face is the majority part
+watertight; it uses the same test by default (``hand_sign: pseudonormal`` is the cheaper
+option). The part label of a face is the majority part
 of its three vertices (the first vertex's part when all three differ).
 
 Points and distances are stored in the **hand frame** (docs/architecture.md): ``p_hand = (p_cam -
@@ -86,6 +87,9 @@ class SampleSDFConfig:
         buffer: the normalisation radius is the largest vertex distance times this.
         cube: side of the uniform-sampling cube, normalised units (2 = the sphere's cube).
         winding_threshold: a point is inside a mesh where its winding number exceeds this.
+        hand_sign: ``winding`` (generalised winding number, robust to self-intersections) or
+            ``pseudonormal`` (nearest-feature pseudonormal, ~1.3x faster on the hand, right for
+            closed hands without self-intersection). The object always uses the winding number.
         seed: base seed; each sample's generator is seeded from (seed, sample id).
         compressed: write the shard with ``np.savez_compressed``.
     """
@@ -97,6 +101,7 @@ class SampleSDFConfig:
     buffer: float = 1.03
     cube: float = 2.0
     winding_threshold: float = 0.5
+    hand_sign: str = "winding"
     seed: int = 0
     compressed: bool = False
 
@@ -106,6 +111,9 @@ class SampleSDFConfig:
         if not 0.0 <= self.near_fraction <= 1.0:
             raise ValueError(
                 f"sample_sdf.near_fraction must be in [0, 1], got {self.near_fraction}")
+        if self.hand_sign not in ("winding", "pseudonormal"):
+            raise ValueError(f"sample_sdf.hand_sign must be winding or pseudonormal, got "
+                             f"{self.hand_sign!r}")
         if self.variance < 0 or self.second_variance < 0:
             raise ValueError("sample_sdf.variance and second_variance must be >= 0")
 
@@ -157,6 +165,18 @@ class MeshSDF:
         if len(pts) == 0:
             return np.zeros(0, dtype=bool)
         return igl.fast_winding_number(self.vertices, self.faces, pts) > self.winding_threshold
+
+    def pseudonormal(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``__call__`` but signed by the angle-weighted pseudonormal of the nearest
+        feature (libigl ``signed_distance``): one tree query instead of two, right only on
+        closed, non-self-intersecting meshes (the hand, optionally)."""
+        pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(pts) == 0:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        sdf, face, _, _ = igl.signed_distance(
+            pts, self.vertices, self.faces,
+            sign_type=igl.SignedDistanceType.SIGNED_DISTANCE_TYPE_PSEUDONORMAL)
+        return np.asarray(sdf), np.asarray(face, dtype=np.int64)
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Signed distance (N,) float64, negative inside, and the nearest face (N,) int64."""
@@ -267,18 +287,26 @@ def sample_pair(hand: trimesh.Trimesh, hand_vertex_parts: np.ndarray, obj: trime
         raise MeshError("hand and object meshes are a single point")
     wrist = np.asarray(wrist, dtype=np.float64).reshape(3)
     factor = recon_scale / 2.0
-    sets = {}
-    for name, mesh, own in (("hand", hand, 0), ("obj", obj, 1)):
-        pts = draw_points(mesh, center, radius, cfg, rng)  # (n, 3) camera metres
+    drawn = [draw_points(mesh, center, radius, cfg, rng) for mesh in (hand, obj)]
+    pts = np.concatenate(drawn)  # (2n, 3) camera metres: hand set, then object set
+    if cfg.hand_sign == "pseudonormal":
+        d_hand, face = hand_sdf.pseudonormal(pts)
+    else:
         d_hand, face = hand_sdf(pts)
-        d_obj, _ = obj_sdf(pts)
-        data = np.empty((len(pts), 5), dtype=np.float64)
-        data[:, :3] = (pts - wrist) * factor
-        data[:, 3] = d_hand * factor
-        data[:, 4] = d_obj * factor
-        pos = data[:, 3 + own] > 0
+    d_obj, _ = obj_sdf(pts)
+    data = np.empty((len(pts), 5), dtype=np.float64)
+    data[:, :3] = (pts - wrist) * factor
+    data[:, 3] = d_hand * factor
+    data[:, 4] = d_obj * factor
+    part = parts[face]
+    sets = {}
+    start = 0
+    for name, own, block in (("hand", 3, drawn[0]), ("obj", 4, drawn[1])):
+        rows = slice(start, start + len(block))
+        start += len(block)
+        pos = data[rows, own] > 0
         order = np.concatenate([np.flatnonzero(pos), np.flatnonzero(~pos)])
-        sets[name] = SetSamples(data[order].astype(np.float32), parts[face[order]],
+        sets[name] = SetSamples(data[rows][order].astype(np.float32), part[rows][order],
                                 int(pos.sum()))
     return PairSamples(hand=sets["hand"], obj=sets["obj"], wrist=wrist)
 

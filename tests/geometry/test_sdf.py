@@ -207,3 +207,19 @@ def test_shard_round_trip(tmp_path):
             assert got.num_pos == want.num_pos
     save_shard(tmp_path / "empty.npz", [], [], 7.0, {})
     assert len(load_shard(tmp_path / "empty.npz")) == 0
+
+
+def test_pseudonormal_hand_sign_agrees_with_winding_on_a_closed_hand():
+    hand = trimesh.creation.capsule(height=0.07, radius=0.01, count=(16, 16))
+    parts = np.zeros(len(hand.vertices), int)
+    obj = trimesh.creation.icosphere(3, radius=0.03)
+    obj.apply_translation((0.0, 0.045, 0.0))
+    res = {}
+    for sign in ("winding", "pseudonormal"):
+        cfg = SampleSDFConfig(points_per_mesh=3000, hand_sign=sign)
+        res[sign] = sample_pair(hand, parts, obj, np.zeros(3), 7.0, cfg,
+                                np.random.default_rng(0))
+    a, b = res["winding"].hand.data, res["pseudonormal"].hand.data
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="hand_sign"):
+        SampleSDFConfig(hand_sign="normal")
