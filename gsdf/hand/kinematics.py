@@ -185,13 +185,15 @@ def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
     return q[:, 1:] * np.where(s > 1e-9, angle / np.maximum(s, 1e-12), 2.0)
 
 
-def random_controls(asset: HandAsset, rng: np.random.Generator | int, n: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def random_controls(asset: HandAsset, rng: np.random.Generator | int, n: int,
+                    max_curl: float = 3.2) -> tuple[np.ndarray, np.ndarray]:
     """Sample natural in-limit finger controls.
 
     Each sample has an overall grip closure; each finger's curl is that closure plus noise; the
     joints of a finger bend together (the distal joint follows the middle one, as tendons couple
-    them); spread shrinks as fingers close.
+    them); spread shrinks as fingers close. The summed flexion of each long finger is capped at
+    ``max_curl`` radians (distal joint reduced first, then the middle one), so that fingertips do
+    not sink into the palm (with the procedural hand, none does at the default 3.2).
 
     Returns:
         flexion (n, 15) and abduction (n, 5), radians, within the asset's limits.
@@ -217,6 +219,11 @@ def random_controls(asset: HandAsset, rng: np.random.Generator | int, n: int
         pip = fl[j + 1, 1] * np.clip(curl + rng.normal(0, 0.1, n), 0, 1)
         flexion[:, j + 1] = pip
         flexion[:, j + 2] = fl[j + 2, 1] * (pip / fl[j + 1, 1]) * rng.uniform(0.6, 1.0, n)
+        excess = np.maximum(flexion[:, j: j + 3].sum(1) - max_curl, 0.0)
+        for k in (j + 2, j + 1):
+            cut = np.minimum(excess, np.maximum(flexion[:, k], 0.0))
+            flexion[:, k] -= cut
+            excess -= cut
         spread = rng.normal(0.05, 0.1, n) * (1.0 - 0.7 * curl)
         abduction[:, f] = spread
     flexion = np.clip(flexion, fl[:, 0], fl[:, 1])

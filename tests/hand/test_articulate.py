@@ -107,3 +107,15 @@ def test_mirrored_axes_match_recomputed(asset):
 def test_articulate_bad_input(asset, rot, flex, abd, match):
     with pytest.raises(ValueError, match=match):
         articulate(asset, rot, flex, abd)
+
+
+def test_random_poses_keep_fingertips_out_of_the_palm(asset):
+    from gsdf.hand.procedural import _palm_sdf
+
+    layer = HandLayer(asset)
+    distal = np.isin(asset.weights.argmax(1), [3, 6, 9, 12])  # index, middle, pinky, ring tips
+    verts = layer(random_pose(asset, 0, 200, global_rot=False)).vertices.numpy()
+    depth = np.stack([_palm_sdf(v[distal]) for v in verts]).min(1)
+    assert (depth > -0.002).all(), depth.min()
+    flex, _ = random_controls(asset, 0, 500)
+    assert flex.reshape(500, 5, 3)[:, :4].sum(-1).max() <= 3.2 + 1e-9
