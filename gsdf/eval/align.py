@@ -36,11 +36,15 @@ def _fit_scale_translation(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.
 
 def icp_scale_translation(source: np.ndarray, target: np.ndarray, max_iter: int = 100,
                           stop_error: float = 1e-3, stop_improvement: float = 1e-5,
-                          units_per_metre: float = 100.0) -> Similarity:
+                          units_per_metre: float = 100.0,
+                          trees: tuple[cKDTree, cKDTree] | None = None) -> Similarity:
     """Align ``source`` (N, 3) to ``target`` (M, 3) over scale and translation.
 
     ``stop_error`` and ``stop_improvement`` are in the reference's units (metres, RMS of the
     matched distances); ``units_per_metre`` converts them to the points' units (cm by default).
+
+    Args:
+        trees: optional prebuilt ``(cKDTree(source), cKDTree(target))``.
 
     Returns:
         the similarity mapping source points onto the target.
@@ -52,7 +56,7 @@ def icp_scale_translation(source: np.ndarray, target: np.ndarray, max_iter: int 
     rad_t = np.sqrt(((target - off_t) ** 2).sum(1).mean())
     s = rad_t / rad_s if rad_s > 0 else 1.0
     t = off_t - s * off_s  # initial: centroid and RMS radius matched
-    tree_t, tree_s = cKDTree(target), cKDTree(source)
+    tree_s, tree_t = trees if trees is not None else (cKDTree(source), cKDTree(target))
     stop_error *= units_per_metre
     stop_improvement *= units_per_metre
     previous = np.inf

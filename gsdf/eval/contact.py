@@ -39,7 +39,12 @@ def contact_metrics(hand: trimesh.Trimesh, obj: trimesh.Trimesh,
         hand, obj: meshes in metres, camera space.
         step: grid step of the volume estimate, metres (the reference: 5 mm).
     """
-    depth = _signed_distance(hand.vertices + 1e-10, obj).min()
+    # Only hand vertices inside the object's bounding box can be inside the object: the minimum
+    # over them is the reference's minimum whenever it is <= 0 (else there is no contact).
+    verts = hand.vertices + 1e-10
+    lo_o, hi_o = obj.vertices.min(0), obj.vertices.max(0)
+    near = verts[((verts >= lo_o - 1e-9) & (verts <= hi_o + 1e-9)).all(1)]
+    depth = _signed_distance(near, obj).min() if len(near) else np.inf
     if depth > 0:
         return {"contact": 0.0, "penetration_depth": 0.0, "intersection_volume": 0.0}
     lo = np.maximum(hand.vertices.min(0), obj.vertices.min(0))

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import trimesh
+from scipy.spatial import cKDTree
 
 from gsdf.config import from_dict
 from gsdf.eval.align import Similarity, icp_scale_translation
@@ -146,10 +147,12 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
     if hand is not None:
         pred = sample_surface(hand, cfg.num_points, _seed(paths.id, cfg.seed, "ph")) * M_TO_CM
         gt = sample_surface(gt_hand, cfg.num_points, _seed(paths.id, cfg.seed, "gh")) * M_TO_CM
+        trees = (cKDTree(pred), cKDTree(gt))  # shared by the ICP and the metrics
         if cfg.icp:
-            similarity = icp_scale_translation(pred, gt, max_iter=cfg.icp_max_iter)
-        m = surface_metrics(similarity.apply(pred), gt,
-                            tuple(t / 10.0 for t in cfg.hand_thresholds_mm))
+            similarity = icp_scale_translation(pred, gt, max_iter=cfg.icp_max_iter, trees=trees)
+        m = surface_metrics(pred, gt, tuple(t / 10.0 for t in cfg.hand_thresholds_mm),
+                            tree_pred=trees[0], tree_gt=trees[1], scale=similarity.scale,
+                            translation=similarity.translation)
         row["chamfer_hand_cm2"] = m["chamfer"]
         for t in cfg.hand_thresholds_mm:
             row[_mm_name("fscore_hand", t)] = m[f"fscore@{t / 10.0:g}"]

@@ -25,19 +25,26 @@ def sample_surface(mesh: trimesh.Trimesh, count: int = NUM_SURFACE_SAMPLES,
     return np.asarray(points, dtype=np.float64)
 
 
-def nn_distances(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-neighbour distances both ways.
+def nn_distances(pred: np.ndarray, gt: np.ndarray, tree_pred: cKDTree | None = None,
+                 tree_gt: cKDTree | None = None, scale: float = 1.0,
+                 translation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-neighbour distances both ways between ``scale * pred + translation`` and ``gt``.
 
     Args:
-        pred: (P, 3) predicted surface points.
+        pred: (P, 3) predicted surface points (before the similarity).
         gt: (G, 3) ground-truth surface points (same units).
+        tree_pred, tree_gt: optional prebuilt ``cKDTree(pred)`` / ``cKDTree(gt)``.
+        scale, translation: similarity applied to ``pred`` (default identity).
 
     Returns:
         ``(pred_to_gt (P,), gt_to_pred (G,))``.
     """
-    pred_to_gt, _ = cKDTree(gt).query(pred, workers=1)
-    gt_to_pred, _ = cKDTree(pred).query(gt, workers=1)
-    return pred_to_gt, gt_to_pred
+    t = np.zeros(3) if translation is None else np.asarray(translation, np.float64)
+    tree_pred = cKDTree(pred) if tree_pred is None else tree_pred
+    tree_gt = cKDTree(gt) if tree_gt is None else tree_gt
+    pred_to_gt, _ = tree_gt.query(scale * pred + t, workers=1)
+    gt_to_pred, _ = tree_pred.query((gt - t) / scale, workers=1)  # distances in pred units
+    return pred_to_gt, gt_to_pred * abs(scale)
 
 
 def chamfer(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:
@@ -55,13 +62,15 @@ def fscore(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, threshold: float) -> 
 
 
 def surface_metrics(pred_cm: np.ndarray, gt_cm: np.ndarray,
-                    thresholds_cm: tuple[float, ...]) -> dict[str, float]:
+                    thresholds_cm: tuple[float, ...], **kwargs) -> dict[str, float]:
     """Chamfer (cm^2) and F-scores of two point sets in cm.
+
+    ``kwargs`` go to :func:`nn_distances` (prebuilt trees, a similarity applied to ``pred_cm``).
 
     Returns:
         ``{"chamfer": ..., "fscore@{t}": ...}`` with ``t`` the thresholds in cm.
     """
-    d_pred, d_gt = nn_distances(pred_cm, gt_cm)
+    d_pred, d_gt = nn_distances(pred_cm, gt_cm, **kwargs)
     out = {"chamfer": chamfer(d_pred, d_gt)}
     for t in thresholds_cm:
         out[f"fscore@{t:g}"] = fscore(d_pred, d_gt, t)

@@ -101,3 +101,15 @@ def test_contact_metrics_of_overlapping_and_separate_spheres():
     b.apply_translation([0.05, 0, 0])
     assert contact_metrics(a, b) == {"contact": 0.0, "penetration_depth": 0.0,
                                      "intersection_volume": 0.0}
+
+
+def test_distances_under_a_similarity_match_the_naive_computation():
+    rng = np.random.default_rng(0)
+    pred, gt = rng.normal(size=(500, 3)), rng.normal(size=(400, 3))
+    s, t = 1.3, np.array([0.2, -0.1, 0.4])
+    moved = s * pred + t
+    naive_p = np.sqrt(((moved[:, None] - gt[None]) ** 2).sum(-1)).min(1)
+    naive_g = np.sqrt(((gt[:, None] - moved[None]) ** 2).sum(-1)).min(1)
+    d_p, d_g = nn_distances(pred, gt, scale=s, translation=t)
+    np.testing.assert_allclose(d_p, naive_p, rtol=1e-12)
+    np.testing.assert_allclose(d_g, naive_g, rtol=1e-12)

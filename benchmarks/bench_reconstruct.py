@@ -1,0 +1,201 @@
+"""Reconstruction speed: coarse-to-fine vs dense meshing on the same model, side by side.
+
+Two setups:
+
+* default (no trained model needed): a real ``gsdf.models`` DeepSDF decoder (5 layers of 512,
+  random weights) is evaluated on every query point, so the cost per query is the real one,
+  while the field values come from an analytic hand-object scene (palm, five 1.5-2 cm fingers,
+  an object) clamped at 0.05 like the networks' target, so the zero level set is realistic;
+* ``--checkpoint results/{exp}_{dataset}/checkpoint.pt --packed-dir results/{dataset}/test``: a
+  trained model; with ``--split-dir results/datasets/{dataset}/test`` the hand and object
+  Chamfer distances to the ground truth (the evaluate protocol) of both modes are compared.
+
+Usage::
+
+    python benchmarks/bench_reconstruct.py --samples 2 --dense-samples 1 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
+from gsdf.paths import Layout
+
+RECON_SCALE = 7.0
+
+
+def _capsule(p, a, b, r):
+    pa, ba = p - a, b - a
+    t = np.clip(pa @ ba / (ba @ ba), 0, 1)
+    return np.linalg.norm(pa - t[:, None] * ba, axis=1) - r
+
+
+def _box(p, c, h):
+    q = np.abs(p - c) - h
+    return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(1), 0)
+
+
+def hand_scene(p_cam: np.ndarray, wrist: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distances (metres) of a hand-like shape and an object at camera points (K, 3)."""
+    rng = np.random.default_rng(seed)
+    p = p_cam - wrist
+    hand = _box(p, np.array([0.045, 0.0, 0.0]), np.array([0.045, 0.04, 0.012]))
+    for k, y in enumerate(np.linspace(-0.032, 0.032, 4)):
+        base = np.array([0.09, y, 0.0])
+        tip = base + [0.07 + 0.01 * (k % 2), 0.0, 0.03 * rng.uniform(0.5, 1.5)]
+        hand = np.minimum(hand, _capsule(p, base, tip, 0.008 + 0.001 * (k == 0)))
+    thumb = _capsule(p, np.array([0.03, 0.045, 0.0]), np.array([0.07, 0.09, 0.02]), 0.0095)
+    hand = np.minimum(hand, thumb)
+    centre = np.array([0.11, 0.0, 0.06 + 0.01 * rng.uniform()])
+    obj = np.linalg.norm(p - centre, axis=1) - (0.035 + 0.01 * rng.uniform())
+    return hand, obj
+
+
+class DecoderProxy:
+    """A model whose query cost is a real DeepSDF decoder and whose field is :func:`hand_scene`.
+
+    Implements the model API used by :func:`gsdf.eval.reconstruct.reconstruct_sample`.
+    """
+
+    hand_decoder = True
+    obj_decoder = True
+
+    def __init__(self, feat_dim: int = 256, point_dim: int = 51):
+        from gsdf.models import DecoderArgs
+        from gsdf.models.decoder import SDFDecoder
+
+        torch.manual_seed(0)
+        self.decoders = {b: SDFDecoder(feat_dim, point_dim, DecoderArgs()).eval()
+                         for b in ("hand", "obj")}
+        self.feat = torch.randn(1, feat_dim)
+        self.point_dim = point_dim
+        self.queries = 0
+
+    def encode(self, batch):
+        return {"wrist": batch["hand_center_3d"], "scale": batch["recon_scale"] / 2,
+                "seed": int(batch["seed"][0])}
+
+    def query(self, state, points, branch):
+        n = points.shape[1]
+        self.queries += n
+        x = torch.cat([self.feat.expand(n, -1), points[0].repeat(1, self.point_dim // 3 + 1)
+                       [:, :self.point_dim]], dim=1)
+        self.decoders[branch](x)  # the real cost; its values are not used
+        scale = float(state["scale"][0])
+        wrist = state["wrist"][0].double().numpy()
+        hand, obj = hand_scene(points[0].double().numpy() / scale + wrist, wrist, state["seed"])
+        sdf = (hand if branch == "hand" else obj) * scale
+        return torch.as_tensor(np.clip(sdf, -0.05, 0.05), dtype=torch.float32)[None]
+
+    def predict_pose(self, state):
+        return {"joints": None, "obj_center": None, "obj_corners": None}
+
+
+class ProxyDataset:
+    def __init__(self, n: int):
+        self.ids = [f"{k:06d}_000" for k in range(n)]
+
+    def __getitem__(self, index):
+        return {"id": self.ids[index], "seed": torch.tensor(index),
+                "hand_center_3d": torch.tensor([0.01, -0.02, 0.5]),
+                "recon_scale": torch.tensor(RECON_SCALE)}
+
+
+def _chamfer_to_gt(root: Path, exp: str, dataset: str, ids: list[str]) -> dict:
+    """(hand, object) Chamfer (cm^2) to the ground truth of each id (the evaluate protocol)."""
+    from gsdf.eval.evaluate import EvalConfig, evaluate_sample, sample_paths
+
+    layout = Layout(root)
+    rows = [evaluate_sample(p, EvalConfig(contact=False)) for p in
+            sample_paths(layout, exp, dataset, ids)]
+    return {r["id"]: (r["chamfer_hand_cm2"], r["chamfer_obj_cm2"]) for r in rows}
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        from gsdf.data import build_dataset
+        from gsdf.train import load_trained_model, read_checkpoint
+        from gsdf.train.config import train_config
+        from gsdf.train.run import dataset_options
+
+        model, experiment = load_trained_model(args.checkpoint, "cpu")
+        opts = dataset_options(experiment, train_config(
+            experiment, read_checkpoint(args.checkpoint).get("train") or {}))
+        opts.update(train=False, augment=False)
+        data = build_dataset(args.packed_dir, **opts)
+        what = f"trained model {args.checkpoint}"
+    else:
+        model, data = DecoderProxy(), ProxyDataset(args.samples)
+        what = "real 5x512 decoder (random weights), analytic hand-object field"
+    ids = list(data.ids)[:args.samples]
+    out: dict = {"model": what, "threads": args.threads, "modes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, n in (("coarse_to_fine", len(ids)), ("dense", args.dense_samples)):
+            cfg = dataclasses.replace(ReconstructConfig(), mode=mode)
+            root = Path(tmp) / mode
+            start = time.perf_counter()
+            man = reconstruct_samples(model, data, ids[:n], Layout(root), "bench", "synth", cfg)
+            seconds = (time.perf_counter() - start) / max(n, 1)
+            out["modes"][mode] = {"samples": n, "seconds_per_sample": round(seconds, 2),
+                                  "queries_per_sample": man["total_queries"] // max(n, 1)}
+            if args.split_dir:
+                gt_root = Path(args.split_dir).parents[2]
+                for sid in ids[:n]:
+                    for name in ("mesh_hand", "mesh_obj"):
+                        src = Layout(root).path(name, exp="bench", dataset="synth", id=sid)
+                        dst = Layout(gt_root).path(name, exp=f"bench_{mode}",
+                                                   dataset=Path(args.split_dir).parts[-2], id=sid)
+                        if src.exists():
+                            dst.parent.mkdir(parents=True, exist_ok=True)
+                            dst.write_bytes(src.read_bytes())
+                out["modes"][mode]["chamfer_cm2"] = _chamfer_to_gt(
+                    gt_root, f"bench_{mode}", Path(args.split_dir).parts[-2], ids[:n])
+            out["modes"][mode]["root"] = str(root)
+            print(json.dumps({mode: out["modes"][mode]}, default=str), flush=True)
+        if not args.split_dir and args.dense_samples:
+            from gsdf.geometry.mesh_io import load_mesh
+
+            same = []
+            for sid in ids[:args.dense_samples]:
+                for name in ("mesh_hand", "mesh_obj"):
+                    a = load_mesh(Layout(Path(tmp) / "coarse_to_fine").path(
+                        name, exp="bench", dataset="synth", id=sid))
+                    b = load_mesh(Layout(Path(tmp) / "dense").path(
+                        name, exp="bench", dataset="synth", id=sid))
+                    same.append(a.vertices.shape == b.vertices.shape and float(
+                        np.abs(a.vertices - b.vertices).max()) < 1e-6)
+            out["identical_meshes"] = all(same)
+    c2f, dense = out["modes"]["coarse_to_fine"], out["modes"].get("dense", {})
+    if dense.get("samples"):
+        out["query_ratio"] = round(dense["queries_per_sample"] / c2f["queries_per_sample"], 1)
+        out["time_ratio"] = round(dense["seconds_per_sample"] / c2f["seconds_per_sample"], 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="trained checkpoint.pt (default: decoder proxy)")
+    parser.add_argument("--packed-dir", help="packed test split, with --checkpoint")
+    parser.add_argument("--split-dir", help="canonical test split, for Chamfer to ground truth")
+    parser.add_argument("--samples", type=int, default=2, help="samples in coarse-to-fine mode")
+    parser.add_argument("--dense-samples", type=int, default=1, help="samples in dense mode")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    result = run(args)
+    result["modes"] = {k: {kk: vv for kk, vv in v.items() if kk != "root"}
+                       for k, v in result["modes"].items()}
+    print(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
