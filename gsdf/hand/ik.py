@@ -81,7 +81,8 @@ def template_joints(layer: HandLayer, shape: torch.Tensor) -> torch.Tensor:
 
 
 def inverse_kinematics(layer: HandLayer, joints: torch.Tensor,
-                       shape: torch.Tensor | None = None) -> tuple[torch.Tensor, HandOutput]:
+                       shape: torch.Tensor | None = None,
+                       tip_iterations: int = 0) -> tuple[torch.Tensor, HandOutput]:
     """Solve the hand pose that reproduces 21 joints (gSDF's IK), batched.
 
     Args:
@@ -90,6 +91,10 @@ def inverse_kinematics(layer: HandLayer, joints: torch.Tensor,
             (detached), as in gSDF.
         shape: (B, 10) betas of the hand (zeros if None); bone lengths come from it, so the
             joints are reproduced exactly only if it is the shape that produced them.
+        tip_iterations: extra passes that re-solve the distal joints with the fingertip offset
+            actually produced by the layer (pose blend shapes and multi-joint skinning of the tip
+            vertex move MANO's fingertips by up to ~3 mm). 0 (the default) is gSDF's solver; the
+            procedural hand needs none (its tips are rigidly attached to the distal joints).
 
     Returns:
         ``pose`` (B, 48): the layer's pose input (axis-angle; ``hands_mean`` already subtracted
@@ -121,30 +126,49 @@ def inverse_kinematics(layer: HandLayer, joints: torch.Tensor,
         raise ValueError("shape contains NaN or inf")
     shape = shape.detach().to(dtype)
 
+    if not isinstance(tip_iterations, int) or tip_iterations < 0:
+        raise ValueError(f"tip_iterations must be a non-negative int, got {tip_iterations!r}")
+
     with torch.no_grad():
         target = joints - joints[:, :1]  # (B, 21, 3) wrist at the origin
         tmpl = template_joints(layer, shape)
         tmpl = tmpl - tmpl[:, :1]
         chains = _CHAINS_21.to(joints.device)
         kin = _KIN.to(joints.device)
-        root = procrustes_rotation(tmpl[:, chains[:, 0]], target[:, chains[:, 0]])  # (B, 3, 3)
-        local = torch.eye(3, dtype=dtype, device=joints.device).repeat(batch, 16, 1, 1)
-        local[:, 0] = root
-        parent_rot = root[:, None].expand(batch, 5, 3, 3)  # (B, 5, 3, 3)
-        position = (parent_rot @ tmpl[:, chains[:, 0], :, None])[..., 0]  # (B, 5, 3)
-        for k in range(3):
-            bone = tmpl[:, chains[:, k + 1]] - tmpl[:, chains[:, k]]  # (B, 5, 3) rest
-            wanted = target[:, chains[:, k + 1]] - position  # (B, 5, 3) posed
-            wanted_local = (parent_rot.transpose(-1, -2) @ wanted[..., None])[..., 0]
-            rot = axis_angle_to_matrix(swing_rotation(bone, wanted_local))  # (B, 5, 3, 3)
-            local[:, kin[:, k]] = rot
-            parent_rot = parent_rot @ rot
-            position = position + (parent_rot @ bone[..., None])[..., 0]
-        full = matrix_to_axis_angle(local).reshape(batch, 48)
-        pose = full.clone()
-        pose[:, 3:] = full[:, 3:] - layer.hands_mean
-        out = layer(pose, shape)
-        offset = joints[:, :1] - out.joints[:, :1]  # (B, 1, 3)
+        bones = [tmpl[:, chains[:, k + 1]] - tmpl[:, chains[:, k]] for k in range(3)]  # (B,5,3)
+        for it in range(tip_iterations + 1):
+            pose = _solve(layer, target, tmpl, bones, chains, kin)
+            out = layer(pose, shape)
+            if it < tip_iterations:
+                # distal bone as the layer really places it, in the distal joint's frame
+                distal = out.transforms[:, kin[:, 2]]  # (B, 5, 4, 4)
+                offset = out.joints[:, chains[:, 3]] - distal[..., :3, 3]
+                bones[2] = (distal[..., :3, :3].transpose(-1, -2) @ offset[..., None])[..., 0]
+        shift = joints[:, :1] - out.joints[:, :1]  # (B, 1, 3)
         transforms = out.transforms.clone()
-        transforms[:, :, :3, 3] += offset
-        return pose, HandOutput(out.vertices + offset, out.joints + offset, transforms)
+        transforms[:, :, :3, 3] += shift
+        return pose, HandOutput(out.vertices + shift, out.joints + shift, transforms)
+
+
+def _solve(layer: HandLayer, target: torch.Tensor, tmpl: torch.Tensor,
+           bones: list[torch.Tensor], chains: torch.Tensor, kin: torch.Tensor) -> torch.Tensor:
+    """One IK pass. target, tmpl: (B, 21, 3) wrist-relative; bones: 3 x (B, 5, 3) rest bones per
+    finger (thumb..pinky) from joint k to k+1. Returns the layer's (B, 48) pose input."""
+    batch = target.shape[0]
+    dtype = target.dtype
+    root = procrustes_rotation(tmpl[:, chains[:, 0]], target[:, chains[:, 0]])  # (B, 3, 3)
+    local = torch.eye(3, dtype=dtype, device=target.device).repeat(batch, 16, 1, 1)
+    local[:, 0] = root
+    parent_rot = root[:, None].expand(batch, 5, 3, 3)  # (B, 5, 3, 3)
+    position = (parent_rot @ tmpl[:, chains[:, 0], :, None])[..., 0]  # (B, 5, 3) joint1
+    for k in range(3):
+        wanted = target[:, chains[:, k + 1]] - position  # (B, 5, 3) posed bone
+        wanted_local = (parent_rot.transpose(-1, -2) @ wanted[..., None])[..., 0]
+        rot = axis_angle_to_matrix(swing_rotation(bones[k], wanted_local))  # (B, 5, 3, 3)
+        local[:, kin[:, k]] = rot
+        parent_rot = parent_rot @ rot
+        position = position + (parent_rot @ bones[k][..., None])[..., 0]
+    full = matrix_to_axis_angle(local).reshape(batch, 48)
+    pose = full.clone()
+    pose[:, 3:] = full[:, 3:] - layer.hands_mean
+    return pose
