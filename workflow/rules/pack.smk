@@ -28,7 +28,9 @@ rule pack:
         sdf_hand=directory(pipe.pattern("sdf_hand_lmdb")),
         sdf_obj=directory(pipe.pattern("sdf_obj_lmdb")),
     log:
-        config["results"] + "/logs/pack/{dataset}_{split}.log",
+        f"{config['results']}/logs/pack/{{dataset}}_{{split}}.log",
+    conda:
+        "../../envs/gsdf.yaml"
     threads: 1
     resources:
         mem_mb=2000,

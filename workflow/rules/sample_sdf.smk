@@ -32,7 +32,9 @@ rule sample_sdf:
         shard=pipe.pattern("sdf_shard"),
         skipped=pipe.pattern("sdf_skipped"),
     log:
-        config["results"] + "/logs/sample_sdf/{dataset}_{split}_{shard}.log",
+        f"{config['results']}/logs/sample_sdf/{{dataset}}_{{split}}_{{shard}}.log",
+    conda:
+        "../../envs/gsdf.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -51,7 +53,9 @@ rule sample_sdf_preview:
     output:
         png=pipe.pattern("sdf_preview"),
     log:
-        config["results"] + "/logs/sample_sdf/{dataset}_preview.log",
+        f"{config['results']}/logs/sample_sdf/{{dataset}}_preview.log",
+    conda:
+        "../../envs/gsdf.yaml"
     threads: 1
     resources:
         mem_mb=1000,
