@@ -174,7 +174,6 @@ def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
 
     # --- sdf_hand.lmdb / sdf_obj.lmdb, streamed shard by shard
     sdf_num: dict[str, dict[str, list[int]]] = {"hand": {}, "obj": {}}
-    order = {sid: i for i, (sid, _, _, _) in enumerate(records)}
     for which, out in (("hand", sdf_hand_lmdb), ("obj", sdf_obj_lmdb)):
         pos_num: list[int] = []
         neg_num: list[int] = []
@@ -182,7 +181,7 @@ def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
         def sdf_items(which=which, pos_num=pos_num, neg_num=neg_num
                       ) -> Iterator[tuple[str, bytes]]:
             for path in tqdm(sdf_shards, desc=f"pack sdf_{which}", disable=not progress):
-                shard = load_shard(path)
+                shard = load_shard(path, sets=(which,))
                 for i, sid in enumerate(shard.ids):
                     if sid not in keep:
                         continue
@@ -201,9 +200,9 @@ def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
                   "frame": "hand frame: (p - wrist) * recon_scale / 2, distances scaled alike"}
         info = {"format": SDF_FORMAT, "layout": layout, "dim": len(SDF_COLUMNS),
                 "recon_scale": recon_scale, "pos_num": pos_num, "neg_num": neg_num}
-        # pos_num/neg_num are filled while the items are consumed, before meta is written.
+        # pos_num/neg_num are filled while the items are consumed, before meta is written;
+        # they follow the LMDB's own key order (its "index").
         written = write_lmdb(out, sdf_items(), total, len(keep), info, cfg.batch)
-        # Reorder is unnecessary: meta lists follow the LMDB's own key order.
         if set(written["keys"]) != keep:
             raise PackError(f"{out}: keys disagree with the packed samples")
 
@@ -224,7 +223,7 @@ def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
             "categories": [{"id": 1, "name": "hand_object"}]}
     write_skipped(Path(annotations).parent / "skipped.csv", skipped)
     write_json(annotations, coco, indent=None)
-    if rgb_meta["count"] != len(records) or len(order) != len(records):
+    if rgb_meta["count"] != len(records):
         raise PackError(f"{rgb_lmdb}: {rgb_meta['count']} images for {len(records)} samples")
     counts = {"packed": len(records), "skipped": len(skipped)}
     log.info("pack %s: %d samples packed, %d skipped", split_dir, counts["packed"],

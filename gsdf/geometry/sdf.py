@@ -363,22 +363,24 @@ def save_shard(path: str | Path, ids: Sequence[str], samples: Sequence[PairSampl
     save_npz(path, compressed=compressed, **arrays)
 
 
-def load_shard(path: str | Path) -> SDFShard:
+def load_shard(path: str | Path, sets: Sequence[str] = SETS) -> SDFShard:
     """Read an SDF shard written by :func:`save_shard`.
 
+    Args:
+        path: the ``.npz`` file.
+        sets: which sets' arrays to load (``("hand",)`` halves the memory of a big shard).
     Raises:
         ValueError: not a shard of a known format version.
     """
     path = Path(path)
     with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    version = int(arrays.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: SDF shard format version {version}, expected "
-                         f"{FORMAT_VERSION}; rerun sample_sdf")
-    return SDFShard(ids=[str(s) for s in arrays.pop("ids")],
-                    recon_scale=float(arrays.pop("recon_scale")), wrist=arrays.pop("wrist"),
-                    config=json.loads(str(arrays.pop("config"))), arrays=arrays)
+        version = int(z["format_version"]) if "format_version" in z.files else -1
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path}: SDF shard format version {version}, expected "
+                             f"{FORMAT_VERSION}; rerun sample_sdf")
+        arrays = {k: z[k] for k in z.files if k.split("_")[0] in sets}
+        return SDFShard(ids=[str(s) for s in z["ids"]], recon_scale=float(z["recon_scale"]),
+                        wrist=z["wrist"], config=json.loads(str(z["config"])), arrays=arrays)
 
 
 # ---------------------------------------------------------------------------------------------
