@@ -59,11 +59,11 @@ _KNUCKLE_Z = {"index": 0.0, "middle": 0.0, "ring": 0.001, "pinky": 0.003}
 _SPLAY_DEG = {"index": 6.0, "middle": 1.0, "ring": -5.0, "pinky": -12.0}
 # capsule radii at joint1, joint2, joint3, tip (metres)
 _RADII = {
-    "thumb": (0.0150, 0.0112, 0.0100, 0.0090),
-    "index": (0.0091, 0.0084, 0.0076, 0.0068),
-    "middle": (0.0094, 0.0086, 0.0078, 0.0070),
-    "ring": (0.0089, 0.0081, 0.0074, 0.0066),
-    "pinky": (0.0080, 0.0073, 0.0066, 0.0060),
+    "thumb": (0.0155, 0.0118, 0.0106, 0.0095),
+    "index": (0.0096, 0.0089, 0.0080, 0.0072),
+    "middle": (0.0099, 0.0091, 0.0082, 0.0074),
+    "ring": (0.0094, 0.0086, 0.0078, 0.0070),
+    "pinky": (0.0084, 0.0077, 0.0070, 0.0063),
 }
 _THUMB1_DIR = np.array([0.027, 0.0388, 0.0129])
 _THUMB_DIR = np.array([0.70, 0.60, 0.38])
@@ -74,7 +74,7 @@ _PALM_POLYGON = np.array([
     [-0.018, 0.079], [-0.028, 0.068], [-0.031, 0.040], [-0.023, 0.004],
 ])
 _PALM_OUTLINE_RADIUS = 0.010
-_PALM_HALF_THICKNESS = 0.0125
+_PALM_HALF_THICKNESS = 0.0135
 _PALM_ROUNDING = 0.011
 # smooth-union radius of each finger with the palm
 _BLEND = {"thumb": 0.010, "index": 0.005, "middle": 0.005, "ring": 0.005, "pinky": 0.005}
@@ -256,7 +256,9 @@ def _hand_sdf(axes: list[np.ndarray], layout: dict[str, np.ndarray]) -> np.ndarr
 
 def _mesh_surface(layout: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     pts = np.concatenate([layout["chains"].reshape(-1, 3), layout["tips"]])
-    lo = np.minimum(pts.min(0), [-0.05, -0.02, -0.02]) - 0.02
+    # the odd offset keeps grid points off the flat faces of the palm (where marching cubes
+    # would emit degenerate triangles)
+    lo = np.minimum(pts.min(0), [-0.05, -0.02, -0.02]) - 0.02 - 0.37 * _VOXEL
     hi = np.maximum(pts.max(0), [0.04, 0.1, 0.02]) + 0.02
     axes = [np.arange(lo[i], hi[i] + _VOXEL, _VOXEL) for i in range(3)]
     sdf = _hand_sdf(axes, layout)  # (X, Y, Z)
@@ -272,6 +274,8 @@ def _mesh_surface(layout: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
                               _TARGET_FACES, True)
     mesh = trimesh.Trimesh(np.asarray(u), np.asarray(g), process=True)
     mesh.remove_unreferenced_vertices()
+    if not (mesh.is_watertight and mesh.is_winding_consistent) or len(mesh.faces) < 1000:
+        raise RuntimeError("procedural hand: the simplified surface is not a closed manifold")
     if mesh.volume < 0:
         mesh.invert()
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
