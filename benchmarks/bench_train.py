@@ -8,21 +8,21 @@ optimizer's element-wise work is not counted. The peak is the best of several sq
 matmuls with the same thread count.
 
 Settings per model come from the resolved experiment (``config/experiments/{model}.yaml`` +
-``--preset``); where an experiment file does not exist yet, the CPU settings of
-:data:`FALLBACK` are used (the table says which). Data: ``--data results/synth/train`` (a
+``--preset``); with ``--cpu-settings`` (or where an experiment file does not exist) the CPU
+overrides of :data:`FALLBACK` are merged over it (the table says which): what a synthetic
+2-core-CPU preset should give each model. Data: ``--data results/synth/train`` (a
 packed split, real LMDB reads and augmentation); without it, in-memory random samples with the
 batch contract's keys (then the data wait measures the loader machinery only).
 
 Usage::
 
-    python benchmarks/bench_train.py --threads 2 --steps 8
+    python benchmarks/bench_train.py --threads 2 --steps 8 --cpu-settings
     python benchmarks/bench_train.py --models gf gsdf --data results/synth/train --csv out.csv
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from gsdf.config import ConfigError, load_config, resolve_experiment
+from gsdf.config import ConfigError, deep_merge, load_config, resolve_experiment
 from gsdf.train.config import train_config
 from gsdf.train.distributed import (
     DistEnv,
@@ -46,8 +46,9 @@ from gsdf.train.run import data_kind, dataset_options
 
 MODELS = ("pose", "gf", "alignsdf", "gsdf", "gsdf_video")
 
-# CPU settings used when config/experiments/{model}.yaml is missing (what the default preset
-# should give a 2-core CPU): 128 px images, 512 points, decoders of 4 x 256, 128-d features.
+# CPU overrides (--cpu-settings, or when config/experiments/{model}.yaml is missing): what the
+# default preset should give a 2-core CPU: 128 px images, 512 points, decoders of 4 x 256,
+# 128-d image features.
 _DECODER = {"dims": [256, 256, 256, 256]}
 _POSE = {"image_size": 128, "neck_channels": 128, "heatmap_depth": 32}
 _SDF = {"image_size": 128, "sdf_latent": 128, "decoder": _DECODER}
@@ -122,15 +123,16 @@ def matmul_gflops(n: int = 1024, reps: int = 8) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def experiment_for(name: str, config: dict) -> tuple[dict, str]:
+def experiment_for(name: str, config: dict, cpu: bool) -> tuple[dict, str]:
     """The resolved experiment of model ``name`` and where its settings came from."""
     try:
-        return resolve_experiment(config, name), f"experiments/{name}.yaml"
+        exp, source = resolve_experiment(config, name), f"experiments/{name}.yaml"
     except ConfigError:
-        exp = copy.deepcopy(FALLBACK[name])
-        exp["name"] = name
-        exp["train"] = dict(FALLBACK_TRAIN)
-        return exp, "bench fallback"
+        exp, source, cpu = {"name": name, "model": name}, "", True
+    if cpu:
+        exp = deep_merge(exp, {**FALLBACK[name], "train": FALLBACK_TRAIN})
+        source = (source + " + " if source else "") + "bench cpu settings"
+    return exp, source
 
 
 def build(name: str, experiment: dict):
@@ -144,8 +146,9 @@ def build(name: str, experiment: dict):
     return build_model(name, args, **context)
 
 
-def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: int) -> dict:
-    experiment, source = experiment_for(name, config)
+def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: int,
+                cpu: bool = False) -> dict:
+    experiment, source = experiment_for(name, config, cpu)
     cfg = train_config(experiment, config.get("train"))
     seed_everything(0)
     model = build(name, experiment)
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (1 counts FLOPs)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--cpu-settings", action="store_true",
+                        help="merge the 2-core CPU settings of FALLBACK over the experiments")
     parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -218,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     peak = matmul_gflops()
     rows = []
     for name in args.models:
-        row = bench_model(name, config, args.data, args.steps, max(args.warmup, 1))
+        row = bench_model(name, config, args.data, args.steps, max(args.warmup, 1),
+                          args.cpu_settings)
         row["matmul_gflops"] = peak
         row["share_of_matmul"] = row["gflops"] / peak
         rows.append(row)
