@@ -21,6 +21,13 @@ Construction (deterministic for a given seed):
 5. the 10 shape directions are displacement fields: overall size, palm width, hand length, hand
    thickness, finger thickness, then the length of thumb, index, middle, ring and pinky. One unit
    of beta changes its quantity by roughly 4-7 %, so ``beta ~ N(0, 1)`` gives plausible hands.
+
+Joint frames: as in MANO, every joint's local frame has the rest-pose axes, so a finger joint's
+flexion is a rotation about one fixed axis, ``asset.flexion_axes[j]`` (for the four fingers,
+``(cos s, -sin s, 0)`` with ``s`` the finger's splay; positive curls towards ``+z``), and its
+abduction a rotation about ``asset.abduction_axes[j]`` (``+-z`` for the four fingers).
+The shape basis is ordered: 0 size, 1 palm width, 2 hand length, 3 hand thickness, 4 finger
+thickness, 5-9 length of thumb, index, middle, ring, pinky.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ BONE_LENGTHS: dict[str, tuple[float, float, float, float]] = {
 
 # x of the knuckle (joint 1) of the four fingers, metres; y follows from the bone length
 _KNUCKLE_X = {"index": 0.026, "middle": 0.0045, "ring": -0.0165, "pinky": -0.0355}
-_KNUCKLE_Z = {"index": 0.0, "middle": 0.0, "ring": 0.001, "pinky": 0.003}
+_KNUCKLE_Z = {"index": 0.0, "middle": 0.0, "ring": 0.0, "pinky": 0.0}
 # splay of each finger from +y towards +x (thumb side), degrees
 _SPLAY_DEG = {"index": 6.0, "middle": 1.0, "ring": -5.0, "pinky": -12.0}
 # capsule radii at joint1, joint2, joint3, tip (metres)

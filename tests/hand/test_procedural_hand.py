@@ -93,3 +93,13 @@ def test_no_self_intersection_at_rest(asset):
     v = np.concatenate([a.vertices, b.vertices])
     f = np.concatenate([a.faces, b.faces + len(a.vertices)])
     assert len(self_intersections(v, f)) > 0
+
+
+def test_finger_flexion_axes_are_in_the_palm_plane(asset):
+    """Procedural frames: flexion about (cos s, -sin s, 0), abduction about +-z."""
+    for f in range(4):  # index, middle, pinky, ring
+        for k in range(3):
+            axis = asset.flexion_axes[3 * f + k]
+            assert abs(axis[2]) < 1e-9 and axis[0] > 0.9
+            np.testing.assert_allclose(np.abs(asset.abduction_axes[3 * f + k]), [0, 0, 1],
+                                       atol=1e-9)
