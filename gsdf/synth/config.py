@@ -28,6 +28,7 @@ class SynthConfig:
     hand_shape_std: float = 1.0
     motion_rotation_deg: float = 40.0
     motion_translation_px: float = 12.0
+    motion_depth: float = 0.08
     motion_drift: float = 0.01
     supersample: int = 2
     min_coverage: float = 0.02
@@ -67,6 +68,6 @@ class SynthConfig:
         if not 1 <= self.jpeg_quality <= 100:
             raise bad("jpeg_quality", "must be in 1..100")
         for key in ("hand_shape_std", "motion_rotation_deg", "motion_translation_px",
-                    "motion_drift"):
+                    "motion_depth", "motion_drift"):
             if getattr(self, key) < 0:
                 raise bad(key, "must be >= 0")

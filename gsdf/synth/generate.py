@@ -91,7 +91,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     img = c0 + ramp[..., None] * (c1 - c0)
     cells = int(rng.integers(3, 9))
     noise = rng.uniform(-1, 1, (cells, cells, 3)).astype(np.float32)
-    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(h, w) / cells / 2.5)
+    noise /= max(float(np.abs(noise).max()), 1e-6)
     img = img + rng.uniform(0.05, 0.25) * noise
     return np.clip(img, 0, 1)
 
@@ -185,7 +187,7 @@ class SequenceGenerator:
         spin = np.radians(cfg.motion_rotation_deg) * rng.uniform(0.3, 1.0)
         px0 = rng.uniform(-8, 8, 2)
         px1 = px0 + rng.uniform(-1, 1, 2) * cfg.motion_translation_px
-        depth_u = rng.uniform(0, 1, 2)
+        depth_u = np.array([rng.uniform(0, 1), rng.uniform(-1, 1)])
         light = _lighting(rng)
         light_axis = Rotation.random(random_state=rng).as_rotvec()
         light_axis /= max(np.linalg.norm(light_axis), 1e-12)
@@ -222,7 +224,8 @@ class SequenceGenerator:
         # keep the object's largest extent over ~70 px (so it covers enough pixels)
         far_obj = cam.fx * float(obj.extents.max()) / 70.0
         far = max(near, min(cfg.cam_distance[1], far_obj))
-        d0, d1 = near + plan["depth_u"] * (far - near)
+        d0 = near + plan["depth_u"][0] * (far - near)
+        d1 = float(np.clip(d0 + plan["depth_u"][1] * cfg.motion_depth, near, far))
         for fr in frames:
             depth = d0 + fr["tau"] * (d1 - d0)
             du, dv = fr["px"]

@@ -79,7 +79,7 @@ class HandRig:
         flexion = np.atleast_2d(np.asarray(flexion, dtype=np.float64))
         glob = torch.zeros(len(flexion), 3, dtype=torch.float64)
         pose = articulate(self.asset, glob, torch.from_numpy(np.ascontiguousarray(flexion)),
-                          torch.as_tensor(np.broadcast_to(abduction, (len(flexion), 5)),
+                          torch.as_tensor(np.array(np.broadcast_to(abduction, (len(flexion), 5))),
                                           dtype=torch.float64))
         return pose[:, 3:].numpy()
 
@@ -96,13 +96,13 @@ class HandRig:
         Returns:
             vertices (B, V, 3) and joints (B, 21, 3), float64 metres.
         """
-        pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
+        pose = np.array(np.atleast_2d(pose), dtype=np.float64)
         if pose.shape[1] == 45:
             pose = np.concatenate([np.zeros((len(pose), 3)), pose], axis=1)
-        shape = np.broadcast_to(np.asarray(shape, dtype=np.float64), (len(pose), 10))
+        shape = np.array(np.broadcast_to(np.asarray(shape, dtype=np.float64), (len(pose), 10)))
         with torch.no_grad():
-            out = self.layer(torch.from_numpy(pose), torch.from_numpy(np.ascontiguousarray(shape)),
-                             None if trans is None else torch.as_tensor(trans, dtype=torch.float64))
+            out = self.layer(torch.from_numpy(pose), torch.from_numpy(shape),
+                             None if trans is None else torch.tensor(trans, dtype=torch.float64))
         return out.vertices.numpy(), out.joints.numpy()
 
     def rest_wrist(self, shape: np.ndarray) -> np.ndarray:

@@ -1,1 +1,40 @@
-# Stage `synth`: rules are added by the issue that builds it (see README 'Stages').
+# Stage `synth`: the embedded synthetic dataset (config `synth`, gsdf/synth/). One job per
+# split shard writes the canonical layout (rgb, mask, depth, meshes, meta) of its sequences
+# beside its manifest (the split folder is the manifest's grandparent); the contact sheet
+# (at the top of the dataset folder) shows 16 train samples.
+
+
+rule synth:
+    output:
+        manifest=pipe.pattern("dataset_shard"),
+    log:
+        f"{config['results']}/logs/synth/{{dataset}}_{{split}}_{{shard}}.log",
+    wildcard_constraints:
+        dataset="synth",
+    conda:
+        "../../envs/gsdf.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=pipe.stage_params("synth", "synth"),
+    shell:
+        "gsdf synth --split {wildcards.split} --shard {wildcards.shard}"
+        " --manifest {output.manifest:q} --no-progress"
+        " --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule synth_contact_sheet:
+    input:
+        pipe.shards("dataset_shard", "synth", "train"),
+    output:
+        png=pipe.path("contact_sheet", dataset="synth"),
+    log:
+        f"{config['results']}/logs/synth/contact_sheet.log",
+    conda:
+        "../../envs/gsdf.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "gsdf synth --contact-sheet {output.png:q} > {log:q} 2>&1"
