@@ -273,3 +273,47 @@ def compare(args: argparse.Namespace) -> int:
         pairs[exp] = path
     run_compare(pairs, args.dataset, args.csv, args.md, args.plot)
     return 0
+
+
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=["train", "test"], help="split to generate")
+    p.add_argument("--shard", type=int, help="shard number, 0 <= K < datasets.synth.num_shards")
+    p.add_argument("--out-dir", help="the split folder (results/datasets/synth/{split}); "
+                   "default: the manifest's grandparent")
+    p.add_argument("--manifest", help="shard manifest to write last "
+                   "({out-dir}/shards/shard_{K:03d}.json)")
+    p.add_argument("--contact-sheet", metavar="PNG",
+                   help="instead of generating: write a contact sheet of --dataset-dir")
+    p.add_argument("--dataset-dir", help="dataset folder holding train/ and test/ "
+                   "(with --contact-sheet); default: the PNG's folder")
+    p.add_argument("--num", type=int, default=16, help="samples on the contact sheet")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("synth", "generate the embedded synthetic dataset (one shard), or its contact sheet",
+         _synth_args)
+def synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gsdf.config import parse_params
+
+    if args.contact_sheet:
+        from gsdf.synth import make_contact_sheet
+
+        dataset_dir = args.dataset_dir or Path(args.contact_sheet).parent
+        make_contact_sheet(dataset_dir, args.contact_sheet, num=args.num)
+        return 0
+    missing = [f"--{k}" for k in ("split", "shard", "manifest") if getattr(args, k) is None]
+    if missing:
+        raise SystemExit(f"gsdf synth: missing {' '.join(missing)} (or give --contact-sheet)")
+    from gsdf.synth import run_shard
+
+    out_dir = args.out_dir or Path(args.manifest).parent.parent
+    record = run_shard(parse_params(args.params), args.split, args.shard, out_dir,
+                       args.manifest, progress=not args.no_progress)
+    stats = record["stats"]
+    print(f"synth {args.split} shard {args.shard}: {stats['num_samples']} samples from "
+          f"{stats['num_sequences']} sequences, contact within 2 mm: "
+          f"{stats['frac_contact_2mm']}, max penetration {stats['max_penetration_m']} m, "
+          f"{len(record['skipped_meshes'])} unreadable user meshes skipped")
+    return 0
