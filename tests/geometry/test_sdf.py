@@ -109,15 +109,21 @@ def test_distance_and_nearest_face_match_naive_reference():
     np.testing.assert_allclose(own, dist, atol=1e-9)
 
 
+@pytest.mark.parametrize("holes", ["scattered", "one_patch"])
 @pytest.mark.parametrize("shape", ["sphere", "torus"])
-def test_holes_do_not_flip_far_signs_nor_shrink_distances(shape):
+def test_holes_do_not_flip_far_signs_nor_shrink_distances(shape, holes):
     rng = np.random.default_rng(3)
     if shape == "sphere":
         closed = trimesh.creation.icosphere(subdivisions=4, radius=0.05)
     else:
         closed = trimesh.creation.torus(0.05, 0.02, major_sections=64, minor_sections=32)
     keep = np.ones(len(closed.faces), bool)
-    keep[rng.choice(len(keep), int(0.02 * len(keep)), replace=False)] = False
+    n_holes = int(0.02 * len(keep))
+    if holes == "scattered":  # 2% of the faces, one by one
+        keep[rng.choice(len(keep), n_holes, replace=False)] = False
+    else:  # the 2% of faces nearest one face: one big hole (~1.4 cm across on the sphere)
+        centres = closed.triangles_center
+        keep[np.argsort(np.linalg.norm(centres - centres[0], axis=1))[:n_holes]] = False
     holed_faces = closed.faces[keep]
     pts = rng.uniform(-0.09, 0.09, (20000, 3))
     s_closed, _ = MeshSDF(closed.vertices, closed.faces)(pts)
