@@ -175,9 +175,10 @@ class SDFModel(nn.Module):
             losses["hand_sdf"] = a.hand_sdf_weight * masked_l1(
                 sdf, tgt["sdf_hand"].to(sdf.dtype), mask_hand, a.clamp_dist)
             if parts is not None:
-                ce = nn.functional.cross_entropy(parts.reshape(b * n, -1),
-                                                 tgt["hand_part"].reshape(-1).long(),
-                                                 ignore_index=-1)
+                labels = tgt["hand_part"].reshape(-1).long()  # -1 = ignore
+                ce = nn.functional.cross_entropy(parts.reshape(b * n, -1), labels,
+                                                 ignore_index=-1, reduction="sum")
+                ce = ce / (labels >= 0).sum().clamp_min(1)  # no NaN when all are ignored
                 weight = a.hand_cls_weight if epoch >= a.sdf_add_epoch else 0.0
                 losses["hand_cls"] = weight * ce
         if self.obj_decoder is not None:

@@ -74,6 +74,8 @@ def test_sdf_loss_masks_follow_sdf_add_epoch():
     assert early["hand_cls"].item() == 0.0 and late["hand_cls"].item() > 0
     # early: each decoder on its own half only (a different mean than on all points)
     assert early["hand_sdf"].item() != pytest.approx(late["hand_sdf"].item())
+    batch["hand_part"][:] = -1  # every label ignored: a zero loss, not NaN
+    assert model(batch, 5)["hand_cls"].item() == 0.0
     state = model.encode(batch)
     sdf = model.query(state, batch["points"], "hand").clamp(-0.05, 0.05)
     err = (sdf - batch["sdf_hand"]).abs()
@@ -198,3 +200,14 @@ def test_parameter_counts_at_reference_settings(capsys):
     assert 12.5e6 < counts["gf"][0] < 14e6
     # gsdf = frozen pose network + its own trunk, neck, heatmap head and decoders
     assert counts["gsdf"][0] - counts["gsdf"][1] == counts["pose"][0]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_resolved_model_args_round_trip(name):
+    """``to_dict(model.args)`` (what a checkpoint stores) rebuilds the same settings."""
+    from gsdf.config import to_dict
+
+    model = build_small(name)
+    assert parse_model_args(name, to_dict(model.args)) == model.args
+    if name.startswith("gsdf"):
+        assert model.args.pose == parse_model_args("pose", SMALL_POSE)
