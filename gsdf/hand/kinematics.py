@@ -186,14 +186,14 @@ def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def random_controls(asset: HandAsset, rng: np.random.Generator | int, n: int,
-                    max_curl: float = 3.2) -> tuple[np.ndarray, np.ndarray]:
+                    max_curl: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Sample natural in-limit finger controls.
 
     Each sample has an overall grip closure; each finger's curl is that closure plus noise; the
     joints of a finger bend together (the distal joint follows the middle one, as tendons couple
     them); spread shrinks as fingers close. The summed flexion of each long finger is capped at
     ``max_curl`` radians (distal joint reduced first, then the middle one), so that fingertips do
-    not sink into the palm (with the procedural hand, none does at the default 3.2).
+    not sink into the palm (with the procedural hand, none does at the default 3.0).
 
     Returns:
         flexion (n, 15) and abduction (n, 5), radians, within the asset's limits.

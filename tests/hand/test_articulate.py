@@ -116,6 +116,6 @@ def test_random_poses_keep_fingertips_out_of_the_palm(asset):
     distal = np.isin(asset.weights.argmax(1), [3, 6, 9, 12])  # index, middle, pinky, ring tips
     verts = layer(random_pose(asset, 0, 200, global_rot=False)).vertices.numpy()
     depth = np.stack([_palm_sdf(v[distal]) for v in verts]).min(1)
-    assert (depth > -0.002).all(), depth.min()
+    assert (depth > -0.001).all(), depth.min()
     flex, _ = random_controls(asset, 0, 500)
-    assert flex.reshape(500, 5, 3)[:, :4].sum(-1).max() <= 3.2 + 1e-9
+    assert flex.reshape(500, 5, 3)[:, :4].sum(-1).max() <= 3.0 + 1e-9
