@@ -81,6 +81,7 @@ def write_lmdb(path: str | Path, items: Iterable[tuple[str, bytes]], total_bytes
         txn = env.begin(write=True)
         for key, value in items:
             if not txn.put(key.encode("utf-8"), value, overwrite=False):
+                txn.abort()
                 raise PackError(f"{path}: duplicate key {key!r}")
             keys.append(key)
             if len(keys) % batch == 0:
@@ -88,8 +89,11 @@ def write_lmdb(path: str | Path, items: Iterable[tuple[str, bytes]], total_bytes
                 txn = env.begin(write=True)
         txn.commit()
         env.sync()
-    finally:
+    except BaseException:
         env.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    env.close()
     info = dict(meta)
     info.update(count=len(keys), keys=keys, index={k: i for i, k in enumerate(keys)})
     write_json(tmp / META_INFO, info, indent=None)

@@ -160,3 +160,20 @@ def test_two_workers_read_concurrently(packed_split):
         assert (batch["n"] == 2000).all()
         n += len(batch["n"])
     assert n == len(ds) and len(pids) == 2
+
+
+def test_writer_sizes_its_map_and_commits_in_batches(tmp_path):
+    from gsdf.data.lmdb_io import LMDBReader, map_size_for, write_lmdb
+
+    values = [(f"k{i:03d}", np.random.default_rng(i).bytes(300_000 + i)) for i in range(40)]
+    total = sum(len(v) for _, v in values)
+    assert map_size_for(total, len(values)) < 3 * total + (70 << 20)
+    meta = write_lmdb(tmp_path / "x.lmdb", iter(values), total, len(values),
+                      {"format": "test"}, batch=7)
+    assert meta["count"] == 40 and meta["index"]["k039"] == 39
+    reader = LMDBReader(tmp_path / "x.lmdb", "test")
+    assert all(reader.get_bytes(k) == v for k, v in values)
+    with pytest.raises(PackError, match="duplicate"):
+        write_lmdb(tmp_path / "y.lmdb", iter(values + values[:1]), total, 41, {}, batch=7)
+    assert not (tmp_path / "y.lmdb").exists()
+    assert not list(tmp_path.glob(".y.lmdb*"))  # the temporary folder is removed
