@@ -8,7 +8,9 @@ Resolution order of an experiment's settings, later wins:
 
 1. defaults of the dataclasses that consume them (``gsdf.models`` / ``gsdf.train``);
 2. ``config/experiments/{base}.yaml`` (the reference's settings for that model);
-3. ``experiment_overrides`` in the config (what a preset such as the small CPU one changes);
+3. ``experiment_overrides`` in the config (what a preset such as the small CPU one changes):
+   a mapping from a selector to overrides; ``all`` applies to every experiment, a model name
+   (``gf``, ``pose`` ...) to the experiments of that model, an experiment file's name to it;
 4. the experiment's own entry under ``sweeps`` (for sweep entries such as ``gsdf_lat21``).
 
 Stage configuration objects are dataclasses built with :func:`from_dict`, which refuses unknown
@@ -200,7 +202,10 @@ def resolve_experiment(config: Mapping, name: str,
         raise ConfigError(f"experiment {name!r} (base {cur!r}): no file {path}; "
                           f"allowed experiments: {allowed}")
     resolved = load_yaml(path)
-    resolved = deep_merge(resolved, config.get("experiment_overrides") or {})
+    overrides = config.get("experiment_overrides") or {}
+    # "all" first, then the model's registry name, then the experiment file's name.
+    for selector in dict.fromkeys(("all", resolved.get("model"), cur)):
+        resolved = deep_merge(resolved, overrides.get(selector) or {})
     for entry in reversed(chain):
         resolved = deep_merge(resolved, {k: v for k, v in entry.items() if k != "base"})
     resolved["name"] = name

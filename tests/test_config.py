@@ -44,10 +44,14 @@ def test_deep_merge_does_not_mutate():
 def test_sweep_inherits_and_overrides(tmp_path):
     (tmp_path / "base.yaml").write_text("model: m\nmodel_args: {a: 1, b: 2}\n")
     cfg = {"sweeps": {"base_b3": {"base": "base", "model_args": {"b": 3}}},
-           "experiment_overrides": {"model_args": {"a": 5}}}
+           "experiment_overrides": {"all": {"model_args": {"a": 5}},
+                                    "other_model": {"model_args": {"a": 7}}}}
     exp = resolve_experiment(cfg, "base_b3", experiments_dir=tmp_path)
     assert exp["model_args"] == {"a": 5, "b": 3}
     assert exp["name"] == "base_b3"
+    cfg["experiment_overrides"]["m"] = {"model_args": {"b": 9, "c": 1}}
+    exp = resolve_experiment(cfg, "base", experiments_dir=tmp_path)
+    assert exp["model_args"] == {"a": 5, "b": 9, "c": 1}
     with pytest.raises(ConfigError, match="allowed experiments"):
         resolve_experiment(cfg, "nope", experiments_dir=tmp_path)
 
