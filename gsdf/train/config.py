@@ -38,6 +38,8 @@ class TrainConfig:
         augment: random image/pose augmentation of the training samples.
         sync_bn: convert BatchNorm to SyncBatchNorm when training on several GPUs (PyTorch
             supports it on GPUs only; CPU processes keep per-process statistics).
+        frames: frames per clip of the video dataset (``gsdf_video``); ``None`` takes
+            ``model_args.num_frames``, and a value must equal it.
         aug: augmentation settings (fields of ``gsdf.data.augment.AugmentConfig``); ``None``
             keeps that class's defaults.
     """
@@ -55,6 +57,7 @@ class TrainConfig:
     num_workers: int = 2
     augment: bool = True
     sync_bn: bool = True
+    frames: int | None = None
     aug: dict | None = None
 
     def __post_init__(self) -> None:
@@ -68,6 +71,9 @@ class TrainConfig:
         if not 0 < self.lr_decay_factor <= 1:
             raise ConfigError(f"train.lr_decay_factor must be in (0, 1], got "
                               f"{self.lr_decay_factor!r}")
+        if self.frames is not None and (self.frames < 1 or self.frames % 2 == 0):
+            raise ConfigError(f"train.frames must be an odd positive integer (3 or 5), got "
+                              f"{self.frames!r}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers!r}")
         if list(self.lr_decay_epochs) != sorted(self.lr_decay_epochs):

@@ -28,16 +28,20 @@ def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig) -> dict[str
     """Keyword arguments of ``gsdf.data.build_dataset`` for a training run.
 
     Raises:
-        ConfigError: ``train.image_size`` disagrees with ``model_args.image_size``.
+        ConfigError: ``train.image_size`` / ``train.frames`` disagree with
+            ``model_args.image_size`` / ``model_args.num_frames``.
     """
     args = dict(experiment.get("model_args") or {})
-    if "image_size" in args and int(args["image_size"]) != cfg.image_size:
-        raise ConfigError(f"experiment {experiment.get('name')!r}: train.image_size = "
-                          f"{cfg.image_size} but model_args.image_size = {args['image_size']}; "
-                          f"set both to the same value")
+    for key, value in (("image_size", cfg.image_size), ("num_frames", cfg.frames)):
+        if value is not None and key in args and int(args[key]) != value:
+            train_key = "frames" if key == "num_frames" else key
+            raise ConfigError(f"experiment {experiment.get('name')!r}: train.{train_key} = "
+                              f"{value} but model_args.{key} = {args[key]}; set both to the "
+                              f"same value")
+    frames = cfg.frames if cfg.frames is not None else int(args.get("num_frames", 1))
     return {"kind": data_kind(experiment["model"]), "train": True,
             "image_size": cfg.image_size, "num_points": cfg.num_points,
-            "clamp": args.get("clamp_dist", 0.05), "frames": int(args.get("num_frames", 1)),
+            "clamp": args.get("clamp_dist", 0.05), "frames": frames,
             "augment": cfg.augment, "aug": cfg.aug, "seed": cfg.seed}
 
 

@@ -33,7 +33,8 @@ def test_unknown_key_names_allowed_keys():
 
 
 @pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"lr_decay_factor": 2.0},
-                                 {"lr_decay_epochs": [5, 2]}, {"num_workers": -1}])
+                                 {"lr_decay_epochs": [5, 2]}, {"num_workers": -1},
+                                 {"frames": 2}])
 def test_invalid_values_refused(bad):
     with pytest.raises(ConfigError, match="train."):
         train_config({"model": "gf", "train": bad})
@@ -52,5 +53,11 @@ def test_dataset_options_follow_the_model():
         "num_frames": 5, "clamp_dist": 0.04, "image_size": 128}}, cfg)
     assert opts["kind"] == "video" and opts["frames"] == 5 and opts["clamp"] == 0.04
     assert opts["num_points"] == 64 and opts["image_size"] == 128
+    opts = dataset_options({"model": "gsdf_video", "model_args": {"num_frames": 3}},
+                           TrainConfig(frames=3))
+    assert opts["frames"] == 3
+    with pytest.raises(ConfigError, match="train.frames = 5 but model_args.num_frames = 3"):
+        dataset_options({"model": "gsdf_video", "model_args": {"num_frames": 3}},
+                        TrainConfig(frames=5))
     with pytest.raises(ConfigError, match="model_args.image_size = 256"):
         dataset_options({"name": "gf", "model": "gf", "model_args": {"image_size": 256}}, cfg)
