@@ -231,9 +231,113 @@ def random_controls(asset: HandAsset, rng: np.random.Generator | int, n: int,
     return flexion, abduction
 
 
+# the 15 finger bones as (start, end) in the 21-joint order: thumb, index, middle, ring, pinky
+_BONES_21 = np.array([[c + k, c + k + 1] for c in (1, 5, 9, 13, 17) for k in range(3)])
+_FINGER_OF_BONE = np.repeat(np.arange(5), 3)
+# kinematic (MANO-order) joint at the start of each bone
+_KIN_OF_21 = {0: 0, 5: 1, 6: 2, 7: 3, 9: 4, 10: 5, 11: 6, 17: 7, 18: 8, 19: 9, 13: 10, 14: 11,
+              15: 12, 1: 13, 2: 14, 3: 15}
+_BONE_KIN = np.array([_KIN_OF_21[int(b)] for b in _BONES_21[:, 0]])
+_PAIRS = np.array([(a, b) for a in range(15) for b in range(a + 1, 15)
+                   if _FINGER_OF_BONE[a] != _FINGER_OF_BONE[b]])
+
+
+def skeleton_joints(asset: HandAsset, pose: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Cheap forward kinematics of the skeleton only (zero shape, no vertices).
+
+    Fingertips ride rigidly on their distal joint (exact for the procedural hand, within pose
+    blend shapes and tip skinning for MANO).
+
+    Args:
+        pose: (B, 48) axis-angle (for ``flat_hand_mean=True``).
+
+    Returns:
+        (B, 21, 3) joints, gSDF order, metres.
+    """
+    from gsdf.hand.asset import JOINTS21_FROM_16_AND_TIPS
+    from gsdf.hand.layer import chain_transforms
+
+    pose = torch.as_tensor(np.asarray(pose, dtype=np.float64))
+    batch = pose.shape[0]
+    rest = torch.as_tensor(asset.J_regressor @ asset.v_template)  # (16, 3)
+    rot = axis_angle_to_matrix(pose.reshape(batch, 16, 3))
+    glob_r, glob_t = chain_transforms(rot, rest.expand(batch, 16, 3), asset.parents)
+    tips_rest = torch.as_tensor(asset.v_template[asset.tip_vertex_ids])  # thumb..pinky
+    distal = torch.tensor([15, 3, 6, 12, 9])  # distal kinematic joint of thumb..pinky
+    tips = (glob_r[:, distal] @ (tips_rest - rest[distal])[None, ..., None])[..., 0]
+    tips = tips + glob_t[:, distal]
+    return torch.cat([glob_t, tips], 1)[:, JOINTS21_FROM_16_AND_TIPS].numpy()
+
+
+def bone_radii(asset: HandAsset) -> np.ndarray:
+    """(15,) typical radius of each finger bone (thumb1-3, index1-3, ..., pinky1-3), metres:
+    the median distance to the bone axis of the vertices skinned mostly to it."""
+    rest = np.concatenate([asset.J_regressor @ asset.v_template,
+                           asset.v_template[asset.tip_vertex_ids]])
+    from gsdf.hand.asset import JOINTS21_FROM_16_AND_TIPS
+
+    j21 = rest[JOINTS21_FROM_16_AND_TIPS]
+    owner = asset.weights.argmax(1)
+    radii = np.full(15, 0.008)
+    for b, (s, e) in enumerate(_BONES_21):
+        a, d = j21[s], j21[e] - j21[s]
+        pts = asset.v_template[owner == _BONE_KIN[b]]
+        if len(pts) == 0:
+            continue
+        t = (pts - a) @ d / (d @ d)
+        inner = pts[(t > 0.2) & (t < 0.8)]
+        t = t[(t > 0.2) & (t < 0.8)]
+        if len(inner):
+            radii[b] = float(np.median(np.linalg.norm(inner - a - t[:, None] * d, axis=1)))
+    return radii
+
+
+def _segment_distance(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
+                      ) -> np.ndarray:
+    """Distance between segments p1q1 and p2q2, all (..., 3) -> (...)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a = (d1 * d1).sum(-1)
+    e = (d2 * d2).sum(-1)
+    f = (d2 * r).sum(-1)
+    c = (d1 * r).sum(-1)
+    b = (d1 * d2).sum(-1)
+    denom = a * e - b * b
+    s = np.where(denom > 1e-15, np.clip((b * f - c * e) / np.maximum(denom, 1e-15), 0, 1), 0.0)
+    t = (b * s + f) / np.maximum(e, 1e-15)
+    s = np.where(t < 0, np.clip(-c / np.maximum(a, 1e-15), 0, 1), s)
+    s = np.where(t > 1, np.clip((b - c) / np.maximum(a, 1e-15), 0, 1), s)
+    t = np.clip(t, 0, 1)
+    diff = p1 + s[..., None] * d1 - p2 - t[..., None] * d2
+    return np.linalg.norm(diff, axis=-1)
+
+
+def finger_collision_depth(asset: HandAsset, pose: torch.Tensor | np.ndarray,
+                           radii: np.ndarray | None = None) -> np.ndarray:
+    """Deepest overlap between finger bones of different fingers, modelled as capsules.
+
+    Args:
+        pose: (B, 48) axis-angle. radii: (15,) from :func:`bone_radii` (computed if None).
+
+    Returns:
+        (B,) metres: max over bone pairs of ``r_a + r_b - distance`` (negative = no contact).
+    """
+    radii = bone_radii(asset) if radii is None else radii
+    j = skeleton_joints(asset, pose)  # (B, 21, 3)
+    start, end = j[:, _BONES_21[:, 0]], j[:, _BONES_21[:, 1]]  # (B, 15, 3)
+    a, b = _PAIRS[:, 0], _PAIRS[:, 1]
+    dist = _segment_distance(start[:, a], end[:, a], start[:, b], end[:, b])  # (B, P)
+    return (radii[a] + radii[b] - dist).max(1)
+
+
 def random_pose(asset: HandAsset, rng: np.random.Generator | int, n: int,
-                global_rot: bool = True) -> torch.Tensor:
+                global_rot: bool = True, avoid_collisions: bool = True,
+                tolerance: float = 0.002, max_rounds: int = 20) -> torch.Tensor:
     """Sample ``n`` natural, in-limit hand poses.
+
+    Controls come from :func:`random_controls`; with ``avoid_collisions`` candidates whose
+    fingers overlap each other (bone capsules, :func:`finger_collision_depth`) by more than
+    ``tolerance`` metres are rejected and resampled (after ``max_rounds`` rounds the least
+    colliding candidates fill the remainder).
 
     Args:
         asset: the hand. rng: numpy Generator (or seed). n: number of poses.
@@ -245,6 +349,26 @@ def random_pose(asset: HandAsset, rng: np.random.Generator | int, n: int,
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(rng)
-    flexion, abduction = random_controls(asset, rng, n)
+    if not avoid_collisions:
+        flexion, abduction = random_controls(asset, rng, n)
+    else:
+        radii = bone_radii(asset)
+        flex_ok, abd_ok = [], []
+        have = 0
+        for round_ in range(max_rounds):
+            f, a = random_controls(asset, rng, 2 * (n - have))
+            depth = finger_collision_depth(
+                asset, articulate(asset, np.zeros((len(f), 3), np.float32), f, a), radii)
+            keep = depth <= tolerance
+            if round_ == max_rounds - 1:
+                keep = np.zeros(len(f), dtype=bool)
+                keep[np.argsort(depth)[: n - have]] = True
+            f, a = f[keep][: n - have], a[keep][: n - have]
+            flex_ok.append(f)
+            abd_ok.append(a)
+            have += len(f)
+            if have == n:
+                break
+        flexion, abduction = np.concatenate(flex_ok), np.concatenate(abd_ok)
     rot = random_rotations(rng, n) if global_rot else np.zeros((n, 3))
     return articulate(asset, rot.astype(np.float32), flexion, abduction)

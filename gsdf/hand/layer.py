@@ -203,35 +203,44 @@ class HandLayer(nn.Module):
         return HandOutput(verts, joints, transforms)
 
     def _chain(self, rot: torch.Tensor, rest_j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward kinematics over the tree, one batched step per tree level.
-
-        Args:
-            rot: (B, 16, 3, 3) local rotations. rest_j: (B, 16, 3) rest joints.
-
-        Returns:
-            global rotations (B, 16, 3, 3) and posed joint positions (B, 16, 3).
-        """
-        glob_r = [None] * 16
-        glob_t = [None] * 16
-        root = int(self.levels[0][0])
-        glob_r[root] = rot[:, root]
-        glob_t[root] = rest_j[:, root]
-        for level in self.levels[1:]:
-            par = self.parents[level]
-            pr = torch.stack([glob_r[p] for p in par], 1)  # (B, n, 3, 3)
-            pt = torch.stack([glob_t[p] for p in par], 1)  # (B, n, 3)
-            offs = rest_j[:, level] - rest_j[:, par]  # (B, n, 3)
-            r = pr @ rot[:, level]
-            t = (pr @ offs[..., None])[..., 0] + pt
-            for i, j in enumerate(level):
-                glob_r[j] = r[:, i]
-                glob_t[j] = t[:, i]
-        return torch.stack(glob_r, 1), torch.stack(glob_t, 1)
+        return chain_transforms(rot, rest_j, self.parents, self.levels)
 
     def extra_repr(self) -> str:
         return (f"side={self.side}, vertices={self.v_template.shape[0]}, use_pca={self.use_pca}, "
                 f"ncomps={self.ncomps}, flat_hand_mean={self.flat_hand_mean}, "
                 f"center_idx={self.center_idx}")
+
+
+def chain_transforms(rot: torch.Tensor, rest_j: torch.Tensor, parents: np.ndarray,
+                     levels: list[np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward kinematics over the tree, one batched step per tree level.
+
+    Args:
+        rot: (B, J, 3, 3) local rotations. rest_j: (B, J, 3) rest joints, metres.
+        parents: (J,) parent indices (-1 for the root, each joint after its parent).
+        levels: :func:`joint_levels` of ``parents`` (computed if None).
+
+    Returns:
+        global rotations (B, J, 3, 3) and posed joint positions (B, J, 3).
+    """
+    levels = joint_levels(parents) if levels is None else levels
+    n = len(parents)
+    glob_r: list = [None] * n
+    glob_t: list = [None] * n
+    for j in levels[0]:
+        glob_r[j] = rot[:, j]
+        glob_t[j] = rest_j[:, j]
+    for level in levels[1:]:
+        par = parents[level]
+        pr = torch.stack([glob_r[p] for p in par], 1)  # (B, n, 3, 3)
+        pt = torch.stack([glob_t[p] for p in par], 1)  # (B, n, 3)
+        offs = rest_j[:, level] - rest_j[:, par]  # (B, n, 3)
+        r = pr @ rot[:, level]
+        t = (pr @ offs[..., None])[..., 0] + pt
+        for i, j in enumerate(level):
+            glob_r[j] = r[:, i]
+            glob_t[j] = t[:, i]
+    return torch.stack(glob_r, 1), torch.stack(glob_t, 1)
 
 
 def _homogeneous(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ _PALM_ROUNDING = 0.011
 # smooth-union radius of each finger with the palm
 _BLEND = {"thumb": 0.010, "index": 0.005, "middle": 0.005, "ring": 0.005, "pinky": 0.005}
 # half widths of the skinning transitions at joint1, joint2, joint3 (metres)
-_SKIN_HALF_WIDTH = {"thumb": (0.014, 0.006, 0.005), "other": (0.010, 0.005, 0.004)}
+_SKIN_HALF_WIDTH = {"thumb": (0.014, 0.009, 0.008), "other": (0.012, 0.007, 0.006)}
 _VOXEL = 0.002
 _TARGET_FACES = 6400
 

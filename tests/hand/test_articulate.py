@@ -119,3 +119,22 @@ def test_random_poses_keep_fingertips_out_of_the_palm(asset):
     assert (depth > -0.001).all(), depth.min()
     flex, _ = random_controls(asset, 0, 500)
     assert flex.reshape(500, 5, 3)[:, :4].sum(-1).max() <= 3.0 + 1e-9
+
+
+def test_random_pose_avoids_finger_collisions(asset):
+    from gsdf.hand.kinematics import bone_radii, finger_collision_depth
+
+    radii = bone_radii(asset)
+    assert ((radii > 0.005) & (radii < 0.016)).all(), radii
+    pose = random_pose(asset, 8, 100, global_rot=False)
+    assert (finger_collision_depth(asset, pose, radii) <= 0.002).all()
+    raw = random_pose(asset, 8, 100, global_rot=False, avoid_collisions=False)
+    assert (finger_collision_depth(asset, raw, radii) > 0.002).any()
+
+
+def test_skeleton_joints_match_layer(asset):
+    from gsdf.hand.kinematics import skeleton_joints
+
+    pose = random_pose(asset, 9, 10)
+    np.testing.assert_allclose(skeleton_joints(asset, pose),
+                               HandLayer(asset).double()(pose.double()).joints.numpy(), atol=1e-6)
