@@ -30,12 +30,15 @@ from gsdf.hand.kinematics import (
     FIRST_JOINTS,
     anatomical_axes,
     articulate,
+    bone_radii,
     default_joint_limits,
+    finger_collision_depth,
     random_controls,
     random_pose,
     random_rotations,
+    skeleton_joints,
 )
-from gsdf.hand.layer import HandLayer, HandOutput
+from gsdf.hand.layer import HandLayer, HandOutput, chain_transforms
 from gsdf.hand.mano import close_holes, load_mano, read_mano_pickle
 from gsdf.hand.mesh_checks import self_intersections
 from gsdf.hand.procedural import BONE_LENGTHS, procedural_hand
@@ -59,8 +62,11 @@ __all__ = [
     "anatomical_axes",
     "articulate",
     "axis_angle_to_matrix",
+    "bone_radii",
+    "chain_transforms",
     "close_holes",
     "default_joint_limits",
+    "finger_collision_depth",
     "inverse_kinematics",
     "load_mano",
     "matrix_to_axis_angle",
@@ -72,4 +78,5 @@ __all__ = [
     "random_rotations",
     "read_mano_pickle",
     "self_intersections",
+    "skeleton_joints",
 ]
