@@ -109,3 +109,12 @@ def test_tip_iterations_fix_pose_blendshape_tips(asset):
     assert errors[1] < 0.5 * errors[0]
     with pytest.raises(ValueError, match="tip_iterations"):
         inverse_kinematics(layer, target.joints, tip_iterations=-1)
+
+
+def test_left_hand_roundtrip():
+    left = procedural_hand(0, side="left")
+    layer = HandLayer(left)
+    shape = torch.randn(50, 10, generator=torch.Generator().manual_seed(3))
+    target = layer(random_pose(left, 6, 50), shape)
+    _, out = inverse_kinematics(layer, target.joints, shape)
+    assert (out.joints - target.joints).norm(dim=-1).max() < 1e-5
