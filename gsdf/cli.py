@@ -164,7 +164,7 @@ def train(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from gsdf.config import parse_params
+    from gsdf.config import ConfigError, parse_params
     from gsdf.train import CheckpointError, NonFiniteLoss, Preempted, TrainOutputs, run_train
 
     outputs = TrainOutputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
@@ -176,7 +176,7 @@ def train(args: argparse.Namespace) -> int:
     except Preempted as err:
         print(f"gsdf train: {err}", file=sys.stderr)
         return 128 + int(err.signum)
-    except (NonFiniteLoss, CheckpointError) as err:
+    except (NonFiniteLoss, CheckpointError, ConfigError) as err:
         print(f"gsdf train: {err}", file=sys.stderr)
         return 2
     return 0
