@@ -10,6 +10,7 @@ never meet the object close fully.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,8 @@ from gsdf.synth.objects import MeshSDF, ObjectMesh
 FINGER_JOINTS = np.array([[13, 14, 15], [1, 2, 3], [4, 5, 6], [10, 11, 12], [7, 8, 9]])
 # finger (0 thumb .. 4 pinky) of each of the 15 finger joints of the pose, MANO order
 JOINT_FINGER = np.argsort(FINGER_JOINTS.reshape(-1)) // 3
+# index of the thumb in the abduction controls (index, middle, pinky, ring, thumb)
+THUMB_ABDUCTION = 4
 # 21-joint indices (gSDF order) of the wrist, index1, middle1, ring1, pinky1, middle tip.
 WRIST, INDEX1, MIDDLE1, RING1, PINKY1, MIDDLE_TIP = 0, 5, 9, 13, 17, 12
 
@@ -323,7 +326,14 @@ class GraspSolver:
         not_thumb = np.setdiff1d(np.arange(len(v0)), thumb)
         trans = self._place(v0[not_thumb], base, n, rot)
         if self._sdf_local(v0[thumb], rot, trans).min() < self.contact:
-            trans = self._place(v0, base, n, rot)
+            # the open thumb cuts the object: spread it fully, else let it hold the object off
+            spread = np.array(p.abduction, dtype=np.float64)
+            spread[THUMB_ABDUCTION] = rig.abd_range[THUMB_ABDUCTION, 1]
+            p = dataclasses.replace(p, abduction=spread)
+            v_thumb = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])), thumb)[0]
+            if self._sdf_local(v_thumb, rot, trans).min() < self.contact:
+                v0 = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])))[0]
+                trans = self._place(v0, base, n, rot)
         # Coarse scan of the closure of all fingers at once. Distances are only needed near the
         # surface: a vertex moves less than `bound` per scan step, so it cannot cross the
         # surface unseen.
