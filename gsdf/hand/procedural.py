@@ -114,8 +114,9 @@ def procedural_hand(seed: int = 0, side: str = "right") -> HandAsset:
 
     Returns:
         A fresh :class:`HandAsset` (the caller may modify it) with ~3k vertices, watertight
-        ``faces == faces_closed``, zero ``posedirs``, identity ``hands_components`` and zero
-        ``hands_mean`` (there is no pose PCA for a procedural hand).
+        ``faces == faces_closed``, zero ``posedirs``, and a pose PCA (``hands_components``,
+        ``hands_mean``) fitted to natural finger poses of :func:`~gsdf.hand.random_pose`, so
+        ``use_pca`` / ``flat_hand_mean=False`` behave as with MANO.
     """
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
@@ -400,6 +401,21 @@ def _shapedirs(v: np.ndarray, layout: dict[str, np.ndarray], skin: dict[str, np.
     return dirs
 
 
+def _pose_pca(asset: HandAsset, seed: int, n: int = 4000) -> dict[str, np.ndarray]:
+    """PCA of the 45-d finger pose over ``n`` natural poses (MANO's ``hands_components`` /
+    ``hands_mean`` analogue): components (45, 45), rows by decreasing variance, and mean (45,)."""
+    from gsdf.hand.kinematics import articulate, random_controls
+
+    rng = np.random.default_rng([seed, 45])
+    flexion, abduction = random_controls(asset, rng, n)
+    pose = articulate(asset, np.zeros((n, 3), np.float32), flexion, abduction,
+                      clamp=False).double().numpy()[:, 3:]
+    mean = pose.mean(0)
+    _, _, vt = np.linalg.svd(pose - mean, full_matrices=True)
+    signs = np.sign(vt[np.arange(45), np.abs(vt).argmax(1)])  # deterministic orientation
+    return {"components": vt * signs[:, None], "mean": mean}
+
+
 def _build_right_hand(seed: int) -> HandAsset:
     layout = hand_layout(seed)
     v, faces = _mesh_surface(layout)
@@ -424,7 +440,7 @@ def _build_right_hand(seed: int) -> HandAsset:
     shapedirs = _shapedirs(v, layout, skin)
     axes = anatomical_axes(joints, v[tip_ids], "right")
     flex_lim, abd_lim = default_joint_limits()
-    return HandAsset(
+    asset = HandAsset(
         v_template=v,
         faces=faces,
         faces_closed=faces.copy(),
@@ -433,7 +449,7 @@ def _build_right_hand(seed: int) -> HandAsset:
         J_regressor=regressor,
         weights=weights,
         parents=MANO_PARENTS.copy(),
-        hands_components=np.eye(45),
+        hands_components=np.eye(45),  # replaced below
         hands_mean=np.zeros(45),
         tip_vertex_ids=tip_ids,
         vertex_parts=parts,
@@ -444,3 +460,7 @@ def _build_right_hand(seed: int) -> HandAsset:
         abduction_limits=abd_lim,
         source=f"procedural(seed={seed})",
     )
+    pca = _pose_pca(asset, seed)
+    asset.hands_components, asset.hands_mean = pca["components"], pca["mean"]
+    asset.validate()
+    return asset

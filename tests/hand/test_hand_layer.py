@@ -85,14 +85,24 @@ def test_center_idx(asset):
     torch.testing.assert_close(out.joints[:, 9], torch.ones(3, 3))
 
 
-def test_pca_identity_components(asset):
-    """The procedural asset's PCA basis is the identity: PCA input == axis-angle input."""
-    pose = random_pose(asset, 1, 2)
+def test_pca_and_mean_pose(asset):
+    """PCA input: coefficients of the orthonormal basis reproduce the axis-angle input; the
+    mean pose is added when flat_hand_mean=False; few components explain most poses."""
+    comps = torch.as_tensor(asset.hands_components, dtype=torch.float32)
+    torch.testing.assert_close(comps @ comps.T, torch.eye(45), atol=1e-5, rtol=0)
+    pose = random_pose(asset, 1, 200)
     full = HandLayer(asset)(pose)
-    pca = HandLayer(asset, use_pca=True, ncomps=45)(pose)
-    torch.testing.assert_close(full.vertices, pca.vertices)
-    short = HandLayer(asset, use_pca=True, ncomps=6)
-    assert short(pose[:, :9]).vertices.shape == full.vertices.shape
+    coeffs = torch.cat([pose[:, :3], pose[:, 3:] @ comps.T], 1)
+    pca = HandLayer(asset, use_pca=True, ncomps=45)(coeffs)
+    torch.testing.assert_close(pca.vertices, full.vertices, atol=1e-5, rtol=0)
+    mean = torch.as_tensor(asset.hands_mean, dtype=torch.float32)
+    centred = torch.cat([pose[:, :3], pose[:, 3:] - mean], 1)
+    torch.testing.assert_close(HandLayer(asset, flat_hand_mean=False)(centred).vertices,
+                               full.vertices, atol=1e-5, rtol=0)
+    short = HandLayer(asset, use_pca=True, ncomps=10, flat_hand_mean=False)
+    approx = short(torch.cat([pose[:, :3], (pose[:, 3:] - mean) @ comps[:10].T], 1))
+    err = (approx.joints - full.joints).norm(dim=-1).mean()
+    assert err < 0.006, err  # 10 of 45 components: a few millimetres
     with pytest.raises(ValueError, match="pose"):
         short(pose)
 
