@@ -33,6 +33,7 @@ thickness, 5-9 length of thumb, index, middle, ring, pinky.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import igl
 import numpy as np
@@ -224,7 +225,8 @@ def _tapered_capsule_sdf(p: np.ndarray, a: np.ndarray, b: np.ndarray, ra: float,
 _FAR = 0.03  # stand-in distance (metres) for grid points outside a primitive's bounding box
 
 
-def _eval_block(axes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray, fn) -> np.ndarray:
+def _eval_block(axes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
+                fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Evaluate ``fn((N, 3) points) -> (N,)`` on the grid points inside the box [lo, hi] only;
     the rest of the (X, Y, Z) grid gets ``_FAR`` (larger than any blend radius, so the zero
     level set is unchanged as long as the box contains the primitive plus ``_FAR``)."""
