@@ -211,3 +211,33 @@ def test_resolved_model_args_round_trip(name):
     assert parse_model_args(name, to_dict(model.args)) == model.args
     if name.startswith("gsdf"):
         assert model.args.pose == parse_model_args("pose", SMALL_POSE)
+
+
+@pytest.mark.parametrize("name", ["alignsdf", "gsdf"])
+@pytest.mark.parametrize("latents", [(6, 6), (21, 9), (36, 69), (51, 72)])
+def test_every_kinematic_latent_size_runs(name, latents):
+    hand, obj = latents
+    model = build_small(name, hand_point_latent=hand, obj_point_latent=obj)
+    batch = make_batch(n=8)
+    state = model.encode(batch)
+    assert model.point_encoding(state, batch["points"], "hand").shape == (2, 8, hand)
+    assert model.point_encoding(state, batch["points"], "obj").shape == (2, 8, obj)
+    assert torch.isfinite(model(batch, 0)["loss"])
+
+
+@pytest.mark.parametrize("name", ["alignsdf", "gsdf"])
+@pytest.mark.parametrize("style", ["6d", "axisang"])
+def test_object_rotation_head(name, style):
+    model = build_small(name, obj_rot=True, rot_style=style, corner_weight=1.0)
+    batch = make_batch()
+    terms = model(batch, 0)
+    assert "obj_corners" in terms and terms["obj_corners"].item() > 0
+    pose = model.predict_pose(model.encode(batch))
+    corners = pose["obj_corners"]
+    assert corners.shape == (2, 8, 3)
+    # a rigid motion of the rest box: edge lengths are kept, the centre is the predicted one
+    rest = batch["obj_rest_corners_3d"]
+    torch.testing.assert_close(torch.cdist(corners, corners), torch.cdist(rest, rest),
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(corners.mean(1), pose["obj_center"] + rest.mean(1), atol=1e-5,
+                               rtol=1e-4)
