@@ -61,7 +61,8 @@ def plot_curves(path: str | Path, rows: Sequence[Mapping[str, float]], title: st
     ax_loss.grid(True, alpha=0.3)
     if rows:
         ax_loss.legend(fontsize=7)
-    ax_lr.plot(epochs, [float(r.get("lr", float("nan"))) for r in rows], color="k")
+    ax_lr.step(epochs, [float(r.get("lr", float("nan"))) for r in rows], where="post",
+               color="k")
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
     ax_lr.grid(True, alpha=0.3)
