@@ -166,6 +166,13 @@ _NEIGHBOURS = _NEIGHBOURS[np.abs(_NEIGHBOURS).sum(1) > 0]
 _NEIGHBOUR_DIST = np.linalg.norm(_NEIGHBOURS, axis=1)
 
 
+def _unique(lin: np.ndarray, size: int) -> np.ndarray:
+    """Sorted unique values of integer array ``lin`` in ``[0, size)`` (a mask: O(size))."""
+    mask = np.zeros(size, dtype=bool)
+    mask[lin.reshape(-1)] = True
+    return np.flatnonzero(mask)
+
+
 def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 1.5,
                           coarse_stride: int = 8, batch_size: int = 65536,
                           signs_only: bool = False) -> SampledGrid:
@@ -201,7 +208,7 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
     def evaluate(lin: np.ndarray) -> np.ndarray:
         """Values at linear node indices (any shape), querying the unknown ones."""
         nonlocal num_queries
-        todo = np.unique(lin[~known[lin]])
+        todo = _unique(lin[~known[lin]], m ** 3)
         if len(todo):
             todo_index = np.stack(np.unravel_index(todo, (m, m, m)), -1)
             values[todo] = _query_batched(query_fn, spec.points(todo_index), batch_size)
@@ -258,7 +265,7 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
     # neighbour c with |f(c)| > L * distance; nodes without a proof are evaluated; the cells
     # whose corner signs differ (the only ones marching cubes draws) get exact corners.
     if len(final):
-        lin = np.unique((final[:, None, :] + _offsets(2)) @ strides)
+        lin = _unique((final[:, None, :] + _offsets(2)) @ strides, m ** 3)
         unknown = lin[~known[lin]]
         index = np.stack(np.unravel_index(unknown, (m, m, m)), -1)
         proven = np.zeros(len(unknown), dtype=np.float64)
