@@ -7,6 +7,23 @@ Public API (docs/architecture.md, "Models")::
     state = model.encode(batch)
     sdf = model.query(state, points, "hand" | "obj")    # (B, N) hand-frame units
     pose = model.predict_pose(state)                    # joints (B,21,3), obj_center (B,3) or None
+
+Modules: ``args`` (typed ``model_args``), ``backbones``, ``heads`` (UNet neck, 3D heatmaps,
+MANO / rotation heads), ``decoder`` (DeepSDF), ``encodings`` (raw, kinematic, pixel-aligned),
+``losses``, ``base`` (shared decoders, query and losses), one file per model (``gf``,
+``alignsdf``, ``gsdf``, ``gsdf_video``, ``pose``), ``transformer`` and ``registry``.
+
+Where we knowingly differ from the reference code (zerchen/gSDF):
+
+* heatmap voxels and feature-map cells are read at their centres (``decode_volume``,
+  ``pixel_aligned_features``), the reference is up to half a cell off;
+* the decoder's output layer starts near zero, so that the clamped L1 loss has a gradient from
+  the first step (a prediction beyond the clamp has none);
+* gSDF's frozen pose network stays in eval mode (its BatchNorm statistics are not updated) and
+  its joints are decoded with its own ``depth_dim``;
+* the object-centre loss is used whenever the object branch is on (the reference: only with both
+  branches);
+* gSDF video supervises the middle frame only (the reference averages the losses of all frames).
 """
 
 from gsdf.models.args import (
