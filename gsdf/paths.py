@@ -39,6 +39,7 @@ TEMPLATES: dict[str, str] = {
     "pose_checkpoint": "{dataset}/pose_{pose_exp}/checkpoint.pt",
     "pose_train_log": "{dataset}/pose_{pose_exp}/train_log.csv",
     "pose_curves": "{dataset}/pose_{pose_exp}/learning_curves.png",
+    "pose_config": "{dataset}/pose_{pose_exp}/config.yaml",
     # --- train_sdf
     "exp_dir": "{exp}_{dataset}",
     "checkpoint": "{exp}_{dataset}/checkpoint.pt",

@@ -29,11 +29,6 @@ def train_pose_params(wildcards):
     return pipe.experiment_params(wildcards.pose_exp, wildcards.dataset, "train_pose")
 
 
-def train_pose_config_pattern():
-    """The pose run's resolved config.yaml (gsdf/paths.py has no template for it yet)."""
-    return os.path.join(pipe.pattern("pose_dir"), "config.yaml")
-
-
 def train_sdf_input(wildcards):
     """Packed train split, plus the pose checkpoint of gsdf-style experiments."""
     inputs = train_data_input(wildcards)
@@ -63,7 +58,7 @@ rule train_pose:
         checkpoint=pipe.pattern("pose_checkpoint"),
         log_csv=pipe.pattern("pose_train_log"),
         curves=pipe.pattern("pose_curves"),
-        config=train_pose_config_pattern(),
+        config=pipe.pattern("pose_config"),
     log:
         os.path.join(
             config["results"], "logs", "train_pose", "{dataset}_{pose_exp}.log"
