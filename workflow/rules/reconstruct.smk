@@ -9,9 +9,10 @@ def reconstruct_params(wildcards):
 
 
 def reconstruct_input(wildcards):
-    """Checkpoint, packed test split and the dataset's test shard manifest (the ids)."""
+    """Checkpoint, packed test split and the dataset's test shard manifest (the ids), plus the
+    pose checkpoint of gsdf-style experiments (their model is built around it)."""
     test = {"dataset": wildcards.dataset, "split": "test"}
-    return {
+    inputs = {
         "checkpoint": pipe.path(
             "checkpoint", exp=wildcards.exp, dataset=wildcards.dataset
         ),
@@ -19,6 +20,12 @@ def reconstruct_input(wildcards):
         "rgb": pipe.path("rgb_lmdb", **test),
         "manifest": pipe.path("dataset_shard", shard=wildcards.shard, **test),
     }
+    pose_exp = pipe.experiment(wildcards.exp).get("pose_experiment")
+    if pose_exp:
+        inputs["pose"] = pipe.path(
+            "pose_checkpoint", dataset=wildcards.dataset, pose_exp=pose_exp
+        )
+    return inputs
 
 
 def reconstruct_packed_dir(wildcards):
