@@ -326,10 +326,11 @@ class GraspSolver:
         not_thumb = np.setdiff1d(np.arange(len(v0)), thumb)
         trans = self._place(v0[not_thumb], base, n, rot)
         if self._sdf_local(v0[thumb], rot, trans).min() < self.contact:
-            # the open thumb cuts the object: spread it fully, else let it hold the object off
-            spread = np.array(p.abduction, dtype=np.float64)
-            spread[THUMB_ABDUCTION] = rig.abd_range[THUMB_ABDUCTION, 1]
-            p = dataclasses.replace(p, abduction=spread)
+            # the open thumb cuts the object: swing it back out of the palm (its lowest
+            # abduction), else let it hold the object off the palm
+            swung = np.array(p.abduction, dtype=np.float64)
+            swung[THUMB_ABDUCTION] = rig.abd_range[THUMB_ABDUCTION, 0]
+            p = dataclasses.replace(p, abduction=swung)
             v_thumb = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])), thumb)[0]
             if self._sdf_local(v_thumb, rot, trans).min() < self.contact:
                 v0 = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])))[0]
