@@ -11,6 +11,7 @@ whose hand or object covers too few pixels is replaced by the next attempt.
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,7 +21,14 @@ from scipy.spatial.transform import Rotation
 from gsdf.hand import HandAsset
 from gsdf.synth.camera import Camera, fit_depth
 from gsdf.synth.config import SynthConfig
-from gsdf.synth.grasp import Grasp, GraspParams, GraspSolver, HandRig
+from gsdf.synth.grasp import (
+    THUMB_ABDUCTION,
+    Grasp,
+    GraspParams,
+    GraspSolver,
+    HandRig,
+    smooth_closures,
+)
 from gsdf.synth.objects import ObjectMesh, UserMeshes, make_object, scale_object
 from gsdf.synth.render import HAND, OBJECT, Lighting, RenderMesh, render
 
@@ -205,6 +213,24 @@ class SequenceGenerator:
                            "px": px0 + tau * (px1 - px0), "tau": float(tau),
                            "light": _rotate_lighting(light, Rotation.from_rotvec(
                                light_axis * np.radians(20) * (tau - 0.5)).as_matrix())})
+        # If the thumb had to be swung out of the way in some frames only, swing it in all of
+        # them (its abduction would jump otherwise).
+        thumb_abd = {float(fr["grasp"].params.abduction[THUMB_ABDUCTION]) for fr in frames}
+        if len(thumb_abd) > 1:
+            for fr in frames:
+                p = fr["grasp"].params
+                swung = np.array(p.abduction, dtype=np.float64)
+                swung[THUMB_ABDUCTION] = min(thumb_abd)
+                fr["grasp"] = solver.solve(dataclasses.replace(p, abduction=swung))
+        # Fingers close smoothly over the sequence (a finger that slips off the object between
+        # two frames would otherwise jump to a fist), never deeper than their contact.
+        closure = smooth_closures(np.stack([fr["grasp"].closure for fr in frames]),
+                                  np.stack([fr["grasp"].touching for fr in frames]))
+        for fr, c in zip(frames, closure, strict=True):
+            g: Grasp = fr["grasp"]
+            if not np.array_equal(c, g.closure):
+                fr["grasp"] = solver.finish(g.params, g.obj_translation, c,
+                                            g.touching & (c >= g.closure - 1e-12))
         plan = {"rng": rng, "obj": obj, "shape": shape, "looks": looks, "depth_u": depth_u}
         return frames, plan
 

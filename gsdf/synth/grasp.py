@@ -208,6 +208,7 @@ class Grasp:
         vertices: (V, 3), joints: (21, 3) hand-local, metres.
         penetration: depth of the deepest hand vertex inside the object, metres (>= 0).
         gap: smallest distance of a hand vertex to the object surface, metres (>= 0).
+        params: the grasp parameters actually used (the thumb may have been swung out).
     """
 
     finger_pose: np.ndarray
@@ -219,6 +220,36 @@ class Grasp:
     joints: np.ndarray
     penetration: float
     gap: float
+    params: GraspParams | None = None
+
+
+def smooth_closures(closure: np.ndarray, touching: np.ndarray,
+                    max_step: float = 0.06) -> np.ndarray:
+    """Finger closures of a sequence made smooth without cutting into the object.
+
+    A closure below a frame's contact closure is collision free (the search closes each finger
+    from open until its first contact), and a finger that touches nothing may take any closure.
+    So: free frames take the closure interpolated from the touching frames of that finger,
+    then every closure is lowered to the largest ``max_step``-Lipschitz function under them
+    (closures only go down, so no penetration appears; a few contacts may be given up).
+
+    Args:
+        closure: (T, 5) solved closures per frame; touching: (T, 5) bool.
+        max_step: largest change of a closure between consecutive frames.
+
+    Returns:
+        (T, 5) closures.
+    """
+    closure = np.asarray(closure, dtype=np.float64)
+    out = closure.copy()
+    t = np.arange(len(closure))
+    for f in range(closure.shape[1]):
+        hit = np.flatnonzero(touching[:, f])
+        if len(hit):
+            free = ~touching[:, f]
+            out[free, f] = np.minimum(np.interp(t[free], hit, closure[hit, f]), closure[free, f])
+    # lower Lipschitz envelope: c(t) = min_s c(s) + max_step * |t - s|
+    return (out[None, :, :] + max_step * np.abs(t[:, None] - t[None, :])[..., None]).min(1)
 
 
 class GraspSolver:
@@ -385,9 +416,17 @@ class GraspSolver:
             close = dmin < self.contact
             hi[todo[close]] = mid[todo[close]]
             lo[todo[~close]] = mid[todo[~close]]
-        finger_pose = self._pose(p, lo)[0]
-        verts, joints = fast.skin(finger_pose[None], with_joints=True)
+        return self.finish(p, trans, lo, touching)
+
+    def finish(self, p: GraspParams, trans: np.ndarray, closure: np.ndarray,
+               touching: np.ndarray) -> Grasp:
+        """The grasp with finger closures ``closure`` (5,) and the object at ``trans``."""
+        rot = np.asarray(p.obj_rotation, dtype=np.float64)
+        finger_pose = self._pose(p, closure)[0]
+        verts, joints = self.shaped(p.shape).skin(finger_pose[None], with_joints=True)
         d = self._sdf_local(verts[0], rot, trans)
-        return Grasp(finger_pose=finger_pose, closure=lo, touching=touching, obj_rotation=rot,
+        return Grasp(finger_pose=finger_pose, closure=np.asarray(closure, dtype=np.float64),
+                     touching=np.asarray(touching, dtype=bool), obj_rotation=rot,
                      obj_translation=trans, vertices=verts[0], joints=joints[0],
-                     penetration=float(max(0.0, -d.min())), gap=float(np.abs(d).min()))
+                     penetration=float(max(0.0, -d.min())), gap=float(np.abs(d).min()),
+                     params=p)

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from gsdf.hand import procedural_hand
-from gsdf.synth.grasp import GraspParams, GraspSolver, HandRig, ShapedHand
+from gsdf.synth.grasp import GraspParams, GraspSolver, HandRig, ShapedHand, smooth_closures
 from gsdf.synth.objects import MeshSDF, make_object
 
 
@@ -69,3 +69,17 @@ def test_closure_is_smooth_in_object_pose(rig):
     both = a.touching & b.touching
     assert both.sum() >= 2
     assert np.abs(a.closure[both] - b.closure[both]).max() < 0.08
+
+
+def test_smooth_closures_only_lower_and_limit_steps():
+    rng = np.random.default_rng(0)
+    closure = rng.uniform(0.1, 1.0, (10, 5))
+    touching = rng.random((10, 5)) < 0.6
+    touching[:, 4] = False  # a finger that never touches: free everywhere
+    out = smooth_closures(closure, touching, max_step=0.05)
+    assert (out <= closure + 1e-12).all()  # never deeper than the contact: no penetration
+    assert np.abs(np.diff(out, axis=0)).max() <= 0.05 + 1e-12
+    # free frames follow the touching ones instead of jumping to a fist
+    c = np.array([[0.4], [0.42], [1.0], [0.45]])
+    t = np.array([[True], [True], [False], [True]])
+    assert smooth_closures(c, t, max_step=0.1)[2, 0] == pytest.approx(0.435)
