@@ -8,8 +8,10 @@ config a job depends on, so Snakemake's params rerun trigger reruns exactly the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from gsdf.config import resolve_experiment
 from gsdf.paths import Layout
@@ -102,6 +104,103 @@ class Pipeline:
 
     def pattern(self, name: str) -> str:
         return self.layout.pattern(name)
+
+    def log(self, stage: str, name: str) -> str:
+        """Log file pattern of a rule: ``{results}/logs/{stage}/{name}.log``."""
+        return str(self.layout.root / "logs" / stage / f"{name}.log")
+
+    # --- rule helpers: functions of a job's wildcards ----------------------------------------
+    # Rules reference these (e.g. ``params: cfg=pipe.dataset_params("pack")``) instead of
+    # defining functions or lambdas themselves.
+
+    def dataset_params(self, stage: str) -> Callable[[Any], str]:
+        """``wildcards -> stage_params(stage, wildcards.dataset)``."""
+        return lambda wildcards: self.stage_params(stage, wildcards.dataset)
+
+    def exp_params(self, stage: str, exp_wildcard: str = "exp") -> Callable[[Any], str]:
+        """``wildcards -> experiment_params(wildcards.<exp_wildcard>, dataset, stage)``."""
+        return lambda wildcards: self.experiment_params(
+            getattr(wildcards, exp_wildcard), wildcards.dataset, stage)
+
+    def split_dir(self, split: str | None = None) -> Callable[[Any], str]:
+        """``wildcards -> canonical split folder`` (``split`` fixed, else ``wildcards.split``)."""
+        return lambda wildcards: self.path(
+            "split_dir", dataset=wildcards.dataset, split=split or wildcards.split)
+
+    def packed_dir(self, split: str) -> Callable[[Any], str]:
+        """``wildcards -> packed split folder``."""
+        return lambda wildcards: self.path("packed_dir", dataset=wildcards.dataset, split=split)
+
+    def results_root(self, wildcards=None) -> str:
+        return str(self.layout.root)
+
+    def packed_inputs(self, dataset: str, split: str) -> dict[str, str]:
+        """The packed split: annotations and the three LMDBs."""
+        fields = {"dataset": dataset, "split": split}
+        return {"annotations": self.path("annotations", **fields),
+                "rgb": self.path("rgb_lmdb", **fields),
+                "sdf_hand": self.path("sdf_hand_lmdb", **fields),
+                "sdf_obj": self.path("sdf_obj_lmdb", **fields)}
+
+    def pose_input(self, exp: str, dataset: str) -> dict[str, str]:
+        """``{"pose": checkpoint}`` for experiments built on a pose network, else ``{}``."""
+        pose_exp = self.experiment(exp).get("pose_experiment")
+        if not pose_exp:
+            return {}
+        return {"pose": self.path("pose_checkpoint", dataset=dataset, pose_exp=pose_exp)}
+
+    def pack_inputs(self, wildcards) -> dict[str, list[str]]:
+        return {"manifests": self.shards("dataset_shard", wildcards.dataset, wildcards.split),
+                "sdf": self.shards("sdf_shard", wildcards.dataset, wildcards.split)}
+
+    def sdf_preview_inputs(self, wildcards) -> dict[str, str]:
+        fields = {"dataset": wildcards.dataset, "split": "train", "shard": 0}
+        return {"shard": self.path("sdf_shard", **fields),
+                "manifest": self.path("dataset_shard", **fields)}
+
+    def train_pose_inputs(self, wildcards) -> dict[str, str]:
+        return self.packed_inputs(wildcards.dataset, "train")
+
+    def train_sdf_inputs(self, wildcards) -> dict[str, str]:
+        """Packed train split, plus the pose checkpoint of gsdf-style experiments."""
+        return {**self.packed_inputs(wildcards.dataset, "train"),
+                **self.pose_input(wildcards.exp, wildcards.dataset)}
+
+    @staticmethod
+    def pose_checkpoint_arg(wildcards, input) -> str:
+        """``--pose-checkpoint PATH`` when the job has a pose input, else nothing."""
+        if "pose" in input.keys():
+            return "--pose-checkpoint " + shlex.quote(str(input.pose))
+        return ""
+
+    def reconstruct_inputs(self, wildcards) -> dict[str, str]:
+        """Checkpoint, packed test split and the test shard manifest (the ids), plus the pose
+        checkpoint of gsdf-style experiments."""
+        test = {"dataset": wildcards.dataset, "split": "test"}
+        return {"checkpoint": self.path("checkpoint", exp=wildcards.exp,
+                                        dataset=wildcards.dataset),
+                "annotations": self.path("annotations", **test),
+                "rgb": self.path("rgb_lmdb", **test),
+                "manifest": self.path("dataset_shard", shard=wildcards.shard, **test),
+                **self.pose_input(wildcards.exp, wildcards.dataset)}
+
+    def evaluate_inputs(self, wildcards) -> dict[str, list[str]]:
+        """Every reconstruct shard of the experiment and the test split's manifests."""
+        return {"recon": self.shards("recon_shard", wildcards.dataset, "test",
+                                     exp=wildcards.exp),
+                "gt": self.shards("dataset_shard", wildcards.dataset, "test")}
+
+    def render_pattern(self, which: str) -> str:
+        """PNG of the ``which`` (best / median / worst) sample in an experiment's renders."""
+        return str(Path(self.pattern("renders_dir")) / f"{which}.png")
+
+    def compare_inputs(self, wildcards) -> dict[str, str]:
+        return {exp: self.path("metrics", exp=exp, dataset=wildcards.dataset)
+                for exp in self.config["experiments"]}
+
+    def compare_pairs(self, wildcards, input) -> str:
+        """``exp=path`` pairs, in the order of ``config["experiments"]``."""
+        return " ".join(f"{exp}={input[exp]}" for exp in self.config["experiments"])
 
 
 def repo_root() -> Path:

@@ -3,36 +3,10 @@
 # median of every metric, counts of evaluated / failed samples) and the best / median / worst
 # samples by hand Chamfer rendered for the report.
 
-import os.path
-
-
-def evaluate_params(wildcards):
-    return pipe.experiment_params(wildcards.exp, wildcards.dataset, "evaluate")
-
-
-def evaluate_input(wildcards):
-    """Every reconstruct shard of the experiment and the canonical test split's manifests."""
-    return {
-        "recon": pipe.shards(
-            "recon_shard", wildcards.dataset, "test", exp=wildcards.exp
-        ),
-        "gt": pipe.shards("dataset_shard", wildcards.dataset, "test"),
-    }
-
-
-def evaluate_render(which):
-    """PNG of the `which` (best / median / worst) sample under the renders folder."""
-    return os.path.join(pipe.pattern("renders_dir"), which + ".png")
-
-
-def evaluate_results_root(wildcards):
-    """The results root (meshes and poses are found under it by sample id)."""
-    return config["results"]
-
 
 rule evaluate:
     input:
-        unpack(evaluate_input),
+        unpack(pipe.evaluate_inputs),
     output:
         per_sample=report(
             pipe.pattern("metrics_per_sample"),
@@ -47,33 +21,33 @@ rule evaluate:
             subcategory="{exp}_{dataset}",
         ),
         best=report(
-            evaluate_render("best"),
+            pipe.render_pattern("best"),
             caption="../report/renders.rst",
             category="Renders",
             subcategory="{exp}_{dataset}",
         ),
         median=report(
-            evaluate_render("median"),
+            pipe.render_pattern("median"),
             caption="../report/renders.rst",
             category="Renders",
             subcategory="{exp}_{dataset}",
         ),
         worst=report(
-            evaluate_render("worst"),
+            pipe.render_pattern("worst"),
             caption="../report/renders.rst",
             category="Renders",
             subcategory="{exp}_{dataset}",
         ),
     log:
-        config["results"] + "/logs/evaluate/{exp}_{dataset}.log",
+        pipe.log("evaluate", "{exp}_{dataset}"),
     conda:
         "../../envs/gsdf.yaml"
     threads: 2
     resources:
         mem_mb=4000,
     params:
-        cfg=evaluate_params,
-        results=evaluate_results_root,
+        cfg=pipe.exp_params("evaluate"),
+        results=pipe.results_root,
     shell:
         "gsdf evaluate --results {params.results:q} --exp {wildcards.exp}"
         " --dataset {wildcards.dataset} --dataset-shards {input.gt:q}"

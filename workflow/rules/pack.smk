@@ -4,39 +4,24 @@
 # reconstruction reads test.
 
 
-def pack_params(wildcards):
-    return pipe.stage_params("pack", wildcards.dataset)
-
-
-def pack_split_dir(wildcards):
-    return pipe.path("split_dir", dataset=wildcards.dataset, split=wildcards.split)
-
-
-def pack_input(wildcards):
-    return {
-        "manifests": pipe.shards("dataset_shard", wildcards.dataset, wildcards.split),
-        "sdf": pipe.shards("sdf_shard", wildcards.dataset, wildcards.split),
-    }
-
-
 rule pack:
     input:
-        unpack(pack_input),
+        unpack(pipe.pack_inputs),
     output:
         annotations=pipe.pattern("annotations"),
         rgb=directory(pipe.pattern("rgb_lmdb")),
         sdf_hand=directory(pipe.pattern("sdf_hand_lmdb")),
         sdf_obj=directory(pipe.pattern("sdf_obj_lmdb")),
     log:
-        f"{config['results']}/logs/pack/{{dataset}}_{{split}}.log",
+        pipe.log("pack", "{dataset}_{split}"),
     conda:
         "../../envs/gsdf.yaml"
     threads: 1
     resources:
         mem_mb=2000,
     params:
-        cfg=pack_params,
-        split_dir=pack_split_dir,
+        cfg=pipe.dataset_params("pack"),
+        split_dir=pipe.split_dir(),
     shell:
         "gsdf pack --split-dir {params.split_dir:q} --manifests {input.manifests:q}"
         " --sdf-shards {input.sdf:q} --annotations {output.annotations:q}"

@@ -4,55 +4,22 @@
 # the ids whose field had no zero crossing.
 
 
-def reconstruct_params(wildcards):
-    return pipe.experiment_params(wildcards.exp, wildcards.dataset, "reconstruct")
-
-
-def reconstruct_input(wildcards):
-    """Checkpoint, packed test split and the dataset's test shard manifest (the ids), plus the
-    pose checkpoint of gsdf-style experiments (their model is built around it)."""
-    test = {"dataset": wildcards.dataset, "split": "test"}
-    inputs = {
-        "checkpoint": pipe.path(
-            "checkpoint", exp=wildcards.exp, dataset=wildcards.dataset
-        ),
-        "annotations": pipe.path("annotations", **test),
-        "rgb": pipe.path("rgb_lmdb", **test),
-        "manifest": pipe.path("dataset_shard", shard=wildcards.shard, **test),
-    }
-    pose_exp = pipe.experiment(wildcards.exp).get("pose_experiment")
-    if pose_exp:
-        inputs["pose"] = pipe.path(
-            "pose_checkpoint", dataset=wildcards.dataset, pose_exp=pose_exp
-        )
-    return inputs
-
-
-def reconstruct_packed_dir(wildcards):
-    return pipe.path("packed_dir", dataset=wildcards.dataset, split="test")
-
-
-def reconstruct_results_root(wildcards):
-    """The results root (meshes and poses are found under it by sample id)."""
-    return config["results"]
-
-
 rule reconstruct:
     input:
-        unpack(reconstruct_input),
+        unpack(pipe.reconstruct_inputs),
     output:
         manifest=pipe.pattern("recon_shard"),
     log:
-        config["results"] + "/logs/reconstruct/{exp}_{dataset}_{shard}.log",
+        pipe.log("reconstruct", "{exp}_{dataset}_{shard}"),
     conda:
         "../../envs/gsdf.yaml"
     threads: 2
     resources:
         mem_mb=4000,
     params:
-        cfg=reconstruct_params,
-        packed=reconstruct_packed_dir,
-        results=reconstruct_results_root,
+        cfg=pipe.exp_params("reconstruct"),
+        packed=pipe.packed_dir("test"),
+        results=pipe.results_root,
     shell:
         "gsdf reconstruct --checkpoint {input.checkpoint:q} --packed-dir {params.packed:q}"
         " --shard-manifest {input.manifest:q} --results {params.results:q}"

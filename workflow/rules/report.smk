@@ -4,21 +4,9 @@
 # these and the evaluation renders.
 
 
-def compare_input(wildcards):
-    return {
-        exp: pipe.path("metrics", exp=exp, dataset=wildcards.dataset)
-        for exp in config["experiments"]
-    }
-
-
-def compare_pairs(wildcards, input):
-    """`exp=path` pairs, in the order of config["experiments"]."""
-    return " ".join("{}={}".format(exp, input[exp]) for exp in config["experiments"])
-
-
 rule compare:
     input:
-        unpack(compare_input),
+        unpack(pipe.compare_inputs),
     output:
         csv=report(
             pipe.pattern("comparison"),
@@ -32,14 +20,14 @@ rule compare:
             category="Comparison",
         ),
     log:
-        config["results"] + "/logs/compare/{dataset}.log",
+        pipe.log("compare", "{dataset}"),
     conda:
         "../../envs/gsdf.yaml"
     threads: 1
     resources:
         mem_mb=1000,
     params:
-        pairs=compare_pairs,
+        pairs=pipe.compare_pairs,
     shell:
         "gsdf compare --dataset {wildcards.dataset} --metrics {params.pairs}"
         " --csv {output.csv:q} --md {output.md:q} --plot {output.plot:q}"

@@ -6,70 +6,30 @@
 # input, so retraining the pose network reruns exactly the SDF models built on it.
 
 
-import os.path
-import shlex
-
-
-def train_data_input(wildcards):
-    """The packed train split of the dataset (annotations + the three LMDBs)."""
-    fields = {"dataset": wildcards.dataset, "split": "train"}
-    return {
-        "annotations": pipe.path("annotations", **fields),
-        "rgb": pipe.path("rgb_lmdb", **fields),
-        "sdf_hand": pipe.path("sdf_hand_lmdb", **fields),
-        "sdf_obj": pipe.path("sdf_obj_lmdb", **fields),
-    }
-
-
-def train_packed_dir(wildcards):
-    return pipe.path("packed_dir", dataset=wildcards.dataset, split="train")
-
-
-def train_pose_params(wildcards):
-    return pipe.experiment_params(wildcards.pose_exp, wildcards.dataset, "train_pose")
-
-
-def train_sdf_input(wildcards):
-    """Packed train split, plus the pose checkpoint of gsdf-style experiments."""
-    inputs = train_data_input(wildcards)
-    pose_exp = pipe.experiment(wildcards.exp).get("pose_experiment")
-    if pose_exp:
-        inputs["pose"] = pipe.path(
-            "pose_checkpoint", dataset=wildcards.dataset, pose_exp=pose_exp
-        )
-    return inputs
-
-
-def train_sdf_params(wildcards):
-    return pipe.experiment_params(wildcards.exp, wildcards.dataset, "train_sdf")
-
-
-def train_sdf_pose_arg(wildcards, input):
-    """`--pose-checkpoint PATH` when the experiment has a pose network, else nothing."""
-    if "pose" in input.keys():
-        return "--pose-checkpoint " + shlex.quote(str(input.pose))
-    return ""
-
-
 rule train_pose:
     input:
-        unpack(train_data_input),
+        unpack(pipe.train_pose_inputs),
     output:
         checkpoint=pipe.pattern("pose_checkpoint"),
         log_csv=pipe.pattern("pose_train_log"),
-        curves=pipe.pattern("pose_curves"),
+        curves=report(
+            pipe.pattern("pose_curves"),
+            caption="../report/learning_curves.rst",
+            category="Training",
+            subcategory="pose_{pose_exp}",
+        ),
         config=pipe.pattern("pose_config"),
     log:
-        os.path.join(
-            config["results"], "logs", "train_pose", "{dataset}_{pose_exp}.log"
-        ),
+        pipe.log("train_pose", "{dataset}_{pose_exp}"),
+    conda:
+        "../../envs/gsdf.yaml"
     threads: 2
     resources:
         nproc=1,
         mem_mb=8000,
     params:
-        cfg=train_pose_params,
-        data=train_packed_dir,
+        cfg=pipe.exp_params("train_pose", "pose_exp"),
+        data=pipe.packed_dir("train"),
     shell:
         "torchrun --standalone --nproc_per_node {resources.nproc} --no-python"
         " gsdf train --data {params.data:q} --checkpoint {output.checkpoint:q}"
@@ -80,22 +40,29 @@ rule train_pose:
 
 rule train_sdf:
     input:
-        unpack(train_sdf_input),
+        unpack(pipe.train_sdf_inputs),
     output:
         checkpoint=pipe.pattern("checkpoint"),
         log_csv=pipe.pattern("train_log"),
-        curves=pipe.pattern("learning_curves"),
+        curves=report(
+            pipe.pattern("learning_curves"),
+            caption="../report/learning_curves.rst",
+            category="Training",
+            subcategory="{exp}_{dataset}",
+        ),
         config=pipe.pattern("exp_config"),
     log:
-        os.path.join(config["results"], "logs", "train_sdf", "{exp}_{dataset}.log"),
+        pipe.log("train_sdf", "{exp}_{dataset}"),
+    conda:
+        "../../envs/gsdf.yaml"
     threads: 2
     resources:
         nproc=1,
         mem_mb=8000,
     params:
-        cfg=train_sdf_params,
-        data=train_packed_dir,
-        pose=train_sdf_pose_arg,
+        cfg=pipe.exp_params("train_sdf"),
+        data=pipe.packed_dir("train"),
+        pose=pipe.pose_checkpoint_arg,
     shell:
         "torchrun --standalone --nproc_per_node {resources.nproc} --no-python"
         " gsdf train --data {params.data:q} --checkpoint {output.checkpoint:q}"
