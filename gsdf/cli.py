@@ -15,6 +15,9 @@ from collections.abc import Callable
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int | None]]
 COMMANDS: list[Command] = []
+# `gsdf --help` lists the stages in pipeline order.
+PIPELINE_ORDER = ("synth", "prepare", "sample_sdf", "pack", "train", "reconstruct", "evaluate",
+                  "compare")
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
@@ -50,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Normally called by Snakemake (see README); each stage can also be run by hand.")
     parser.add_argument("--version", action="version", version=f"gsdf {__version__}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for name, help_text, add, run in COMMANDS:
+    order = {name: i for i, name in enumerate(PIPELINE_ORDER)}
+    for name, help_text, add, run in sorted(COMMANDS, key=lambda c: order.get(c[0], 99)):
         p = sub.add_parser(name, help=help_text, description=help_text)
         _params(p)
         add(p)
