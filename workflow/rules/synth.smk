@@ -8,7 +8,7 @@ rule synth:
     output:
         manifest=pipe.pattern("dataset_shard"),
     log:
-        f"{config['results']}/logs/synth/{{dataset}}_{{split}}_{{shard}}.log",
+        pipe.log("synth", "{dataset}_{split}_{shard}"),
     wildcard_constraints:
         dataset="synth",
     conda:
@@ -30,7 +30,7 @@ rule synth_contact_sheet:
     output:
         png=pipe.path("contact_sheet", dataset="synth"),
     log:
-        f"{config['results']}/logs/synth/contact_sheet.log",
+        pipe.log("synth", "contact_sheet"),
     conda:
         "../../envs/gsdf.yaml"
     threads: 1
