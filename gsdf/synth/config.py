@@ -21,6 +21,7 @@ class SynthConfig:
     frames_per_sequence: tuple[int, int] = (8, 8)
     families: tuple[str, ...] = tuple(FAMILIES)
     user_mesh_dir: str | None = None
+    background_dir: str | None = None
     obj_size: tuple[float, float] = (0.06, 0.20)
     obj_min_thickness: float = 0.03
     cam_distance: tuple[float, float] = (0.35, 0.8)

@@ -23,7 +23,7 @@ from gsdf.geometry.mesh_io import save_mesh
 from gsdf.hand import HandAsset
 from gsdf.paths import SPLITS
 from gsdf.synth.config import SynthConfig
-from gsdf.synth.generate import Sample, SequenceGenerator
+from gsdf.synth.generate import Sample, SequenceGenerator, load_backgrounds
 from gsdf.synth.objects import UserMeshes, load_user_meshes
 from gsdf.utils.io import write_bytes, write_text
 
@@ -138,7 +138,8 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
 
     Returns:
         The manifest: ``ids`` written, ``skipped`` samples (none: every sequence is written),
-        ``skipped_meshes`` (unreadable user meshes, path and reason), ``config`` (what ran),
+        ``skipped_meshes`` / ``skipped_backgrounds`` (unreadable user meshes and background
+        images, path and reason), ``config`` (what ran),
         ``stats`` (grasp quality).
     """
     cfg = from_dict(SynthConfig, params.get("synth"), "synth")
@@ -150,7 +151,12 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
         user = load_user_meshes(cfg.user_mesh_dir)
         for path, reason in user.skipped:
             tqdm.write(f"synth: skipped unreadable user mesh {path}: {reason}")
-    gen = SequenceGenerator(cfg, load_hand_asset(hand_cfg), user)
+    backgrounds, skipped_bg = (), ()
+    if cfg.background_dir:
+        backgrounds, skipped_bg = load_backgrounds(cfg.background_dir)
+        for path, reason in skipped_bg:
+            tqdm.write(f"synth: skipped background image {path}: {reason}")
+    gen = SequenceGenerator(cfg, load_hand_asset(hand_cfg), user, backgrounds=backgrounds)
     out_dir = Path(out_dir)
     ids: list[str] = []
     pen, gap, attempts = [], [], []
@@ -174,6 +180,7 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
         "ids": ids,
         "skipped": [],
         "skipped_meshes": [{"path": p, "reason": r} for p, r in (user.skipped if user else ())],
+        "skipped_backgrounds": [{"path": p, "reason": r} for p, r in skipped_bg],
         "config": {"synth": to_dict(cfg), "hand": hand_cfg, "split": split, "shard": int(shard),
                    "num_shards": num_shards, "video_ids": videos},
         "stats": stats,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ from gsdf.synth.grasp import (
 from gsdf.synth.objects import ObjectMesh, UserMeshes, make_object, scale_object
 from gsdf.synth.render import HAND, OBJECT, Lighting, RenderMesh, render
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Grasp quality targets (issue 3): a hand vertex within 2 mm of the surface, at most 5 mm deep.
 MAX_GAP = 0.002
 MAX_PENETRATION = 0.005
@@ -90,8 +92,22 @@ def _skin(rng: np.random.Generator) -> np.ndarray:
     return np.clip(tone * rng.uniform(0.93, 1.07, 3), 0, 1)
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """(H, W, 3) float background: a colour gradient plus low-frequency blotches."""
+def _background(rng: np.random.Generator, h: int, w: int,
+                images: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """(H, W, 3) float RGB background in [0, 1].
+
+    A random crop of one of ``images`` (uint8 RGB) if given; otherwise a colour gradient with
+    low-frequency blotches, sometimes a stripe or checker pattern, and fine grain.
+    """
+    if images:
+        img = images[rng.integers(len(images))]
+        ih, iw = img.shape[:2]
+        side = int(min(ih, iw) * rng.uniform(0.4, 1.0))
+        y0, x0 = int(rng.integers(0, ih - side + 1)), int(rng.integers(0, iw - side + 1))
+        crop = cv2.resize(img[y0:y0 + side, x0:x0 + side], (w, h), interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return np.ascontiguousarray(crop, dtype=np.float64) / 255.0
     c0, c1 = _random_color(rng), _random_color(rng)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
@@ -103,7 +119,48 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(h, w) / cells / 2.5)
     noise /= max(float(np.abs(noise).max()), 1e-6)
     img = img + rng.uniform(0.05, 0.25) * noise
+    kind = rng.random()
+    if kind < 0.4:  # stripes (kind < 0.2) or a checkerboard, as on cloth, tables, tiles
+        freq = rng.uniform(4, 20) * 2 * np.pi
+        a = rng.uniform(0, np.pi)
+        u = np.cos(a) * xx + np.sin(a) * yy
+        v = -np.sin(a) * xx + np.cos(a) * yy
+        wave = np.sin(freq * u) if kind < 0.2 else np.sin(freq * u) * np.sin(freq * v)
+        pattern = cv2.GaussianBlur(np.sign(wave).astype(np.float32), (0, 0), sigmaX=1.0)
+        img = img + rng.uniform(0.05, 0.2) * pattern[..., None] * _random_color(rng)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)).astype(np.float32), (0, 0), 0.7)
+    img = img + rng.uniform(0.0, 0.04) * grain
     return np.clip(img, 0, 1)
+
+
+def load_backgrounds(folder: str | Path
+                     ) -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, str], ...]]:
+    """Read every image of ``folder`` (sorted, not recursive) as uint8 RGB.
+
+    Returns:
+        the images and the (path, reason) of the files that could not be read.
+
+    Raises:
+        FileNotFoundError: missing folder or no image file. ValueError: no readable image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"synth.background_dir: folder {folder} not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"synth.background_dir: no image ({', '.join(IMAGE_SUFFIXES)})"
+                                f" in {folder}")
+    images, skipped = [], []
+    for path in files:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None or min(img.shape[:2]) < 16:
+            skipped.append((str(path), "unreadable or smaller than 16 pixels"))
+            continue
+        images.append(np.ascontiguousarray(img[..., ::-1]))
+    if not images:
+        raise ValueError(f"synth.background_dir: none of the {len(files)} images in {folder} "
+                         "could be read")
+    return tuple(images), tuple(skipped)
 
 
 def _lighting(rng: np.random.Generator) -> Lighting:
@@ -129,11 +186,14 @@ class SequenceGenerator:
         asset: the hand asset (procedural or MANO).
         user_meshes: meshes to use instead of the procedural families (``synth.user_mesh_dir``).
         camera: the camera (default: fx = fy = 480, cx = cy = 128, 256x256).
+        backgrounds: uint8 RGB images to crop backgrounds from (``synth.background_dir``);
+            procedural backgrounds if empty.
     """
 
     def __init__(self, cfg: SynthConfig, asset: HandAsset, user_meshes: UserMeshes | None = None,
-                 camera: Camera | None = None):
+                 camera: Camera | None = None, backgrounds: tuple[np.ndarray, ...] = ()):
         self.cfg = cfg
+        self.backgrounds = tuple(backgrounds)
         self.rig = HandRig(asset)
         self.user_meshes = user_meshes
         self.camera = camera or Camera()
@@ -201,7 +261,8 @@ class SequenceGenerator:
         light_axis /= max(np.linalg.norm(light_axis), 1e-12)
         looks = {"skin": _skin(rng), "obj_color": _random_color(rng),
                  "obj_specular": rng.uniform(0.05, 0.5),
-                 "background": _background(rng, self.camera.height, self.camera.width)}
+                 "background": _background(rng, self.camera.height, self.camera.width,
+                                           self.backgrounds)}
         frames = []
         for f in range(n_frames):
             tau = _smooth(np.array(f / max(n_frames - 1, 1)))

@@ -263,6 +263,25 @@ def test_user_meshes_and_bad_input(tmp_path):
         run_shard(PARAMS, "val", 0, tmp_path / "x", tmp_path / "x.json", progress=False)
 
 
+def test_background_folder(tmp_path):
+    bgs = tmp_path / "bgs"
+    bgs.mkdir()
+    img = np.zeros((120, 200, 3), np.uint8)
+    img[..., 1] = 255  # pure green in RGB
+    cv2.imwrite(str(bgs / "green.png"), img)
+    (bgs / "bad.jpg").write_bytes(b"not a jpeg")
+    params = {"synth": dict(SYNTH, num_train_sequences=1, frames_per_sequence=[1, 1],
+                            background_dir=str(bgs)), "dataset": {"num_shards": 1}}
+    record = run_shard(params, "train", 0, tmp_path / "train", _manifest(tmp_path, "train", 0),
+                       progress=False)
+    assert [Path(m["path"]).name for m in record["skipped_backgrounds"]] == ["bad.jpg"]
+    sid = record["ids"][0]
+    rgb = cv2.imread(str(tmp_path / "train" / "rgb" / f"{sid}.jpg"))[..., ::-1]
+    mask = cv2.imread(str(tmp_path / "train" / "mask" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
+    far = cv2.dilate(mask, np.ones((5, 5), np.uint8)) == 0
+    assert np.abs(rgb[far].astype(int) - [0, 255, 0]).max() <= 12  # JPEG
+
+
 def test_contact_sheet_and_cli(dataset, tmp_path):
     png = tmp_path / "sheet.png"
     shown = make_contact_sheet(dataset, png, num=16)
