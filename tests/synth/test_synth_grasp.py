@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
 from gsdf.hand import procedural_hand
@@ -83,3 +84,36 @@ def test_smooth_closures_only_lower_and_limit_steps():
     c = np.array([[0.4], [0.42], [1.0], [0.45]])
     t = np.array([[True], [True], [False], [True]])
     assert smooth_closures(c, t, max_step=0.1)[2, 0] == pytest.approx(0.435)
+
+
+def test_mano_like_asset_with_pose_correctives(monkeypatch, tmp_path):
+    """An asset with pose correctives (as MANO has) goes through the same path: the search
+    skins without correctives, the stored hand comes from the real layer."""
+    import gsdf.hand
+    from gsdf.config import ConfigError
+    from gsdf.synth.config import SynthConfig
+    from gsdf.synth.dataset import load_hand_asset
+    from gsdf.synth.generate import SequenceGenerator
+
+    asset = procedural_hand(0).copy()
+    asset.posedirs = np.random.default_rng(0).normal(0, 1e-4, asset.posedirs.shape)
+    calls = []
+
+    def fake_load_mano(root, side="right"):
+        calls.append((str(root), side))
+        return asset
+
+    monkeypatch.setattr(gsdf.hand, "load_mano", fake_load_mano)
+    loaded = load_hand_asset({"asset": "mano", "mano_root": str(tmp_path)})
+    assert loaded is asset and calls == [(str(tmp_path), "right")]
+    cfg = SynthConfig(seed=1, frames_per_sequence=(2, 2), max_attempts=1)
+    samples = SequenceGenerator(cfg, loaded).sequence(0)
+    layer = gsdf.hand.HandLayer(asset).double()
+    for s in samples:
+        out = layer(*(torch.tensor(s.meta[k][None]) for k in ("hand_pose", "hand_shape",
+                                                              "hand_trans")))
+        assert np.abs(out.joints[0].numpy() - s.meta["hand_joints_3d"]).max() < 1e-9
+        d = MeshSDF(s.obj_vertices, s.obj_faces)(s.hand_vertices)
+        assert -d.min() <= 0.005 and np.abs(d).min() <= 0.003
+    with pytest.raises(ConfigError, match="mano_root"):
+        load_hand_asset({"asset": "mano", "mano_root": None})
