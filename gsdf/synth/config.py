@@ -26,6 +26,7 @@ class SynthConfig:
     obj_min_thickness: float = 0.03
     cam_distance: tuple[float, float] = (0.35, 0.8)
     occlusion_prob: float = 0.75
+    fingertip_grasp_prob: float = 0.3
     hand_shape_std: float = 1.0
     motion_rotation_deg: float = 40.0
     motion_translation_px: float = 12.0
@@ -58,8 +59,9 @@ class SynthConfig:
         lo, hi = self.cam_distance
         if not 0 < lo <= hi:
             raise bad("cam_distance", "must be [min, max] metres with 0 < min <= max")
-        if not 0 <= self.occlusion_prob <= 1:
-            raise bad("occlusion_prob", "must be in [0, 1]")
+        for key in ("occlusion_prob", "fingertip_grasp_prob"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise bad(key, "must be in [0, 1]")
         if self.supersample < 1:
             raise bad("supersample", "must be >= 1")
         if not 0 <= self.min_coverage < 0.5:

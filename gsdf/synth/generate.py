@@ -244,6 +244,10 @@ class SequenceGenerator:
         drift_axis /= max(np.linalg.norm(drift_axis), 1e-12)
         drift_angle = np.radians(rng.uniform(0, 10)) * (cfg.motion_drift > 0)
         off0 = np.array([rng.uniform(-0.01, 0.02), rng.uniform(-0.015, 0.015)])
+        lift = 0.0
+        if rng.random() < cfg.fingertip_grasp_prob:  # held by the fingers, off the palm
+            lift = rng.uniform(0.01, 0.03)
+            off0[0] += rng.uniform(0.01, 0.03)
         off1 = off0 + rng.uniform(-1, 1, 2) * cfg.motion_drift
         # global motion: rotation about the pair centre, pixel offset and depth
         rot0 = Rotation.random(random_state=rng)
@@ -267,7 +271,8 @@ class SequenceGenerator:
         for f in range(n_frames):
             tau = _smooth(np.array(f / max(n_frames - 1, 1)))
             rel = Rotation.from_rotvec(drift_axis * drift_angle * tau).as_matrix() @ rel0
-            params = GraspParams(shape, abduction, profile, rel, off0 + tau * (off1 - off0))
+            params = GraspParams(shape, abduction, profile, rel, off0 + tau * (off1 - off0),
+                                 lift=lift)
             grasp = solver.solve(params)
             rot = Rotation.from_rotvec(spin_axis * spin * (tau - 0.5)) * rot0
             frames.append({"grasp": grasp, "rot": rot.as_matrix(),

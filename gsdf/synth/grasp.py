@@ -186,6 +186,8 @@ class GraspParams:
         obj_rotation: (3, 3) object rest -> hand-local rotation.
         offset: (2,) metres: object centre offset along the finger direction and across the palm.
         open_amount: finger closure (0..1) of the open hand the object is placed against.
+        lift: gap left between the palm and the object, metres (0: a power grasp against the
+            palm; a few centimetres: the fingertips hold the object).
     """
 
     shape: np.ndarray
@@ -194,6 +196,7 @@ class GraspParams:
     obj_rotation: np.ndarray
     offset: np.ndarray
     open_amount: float = 0.05
+    lift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,7 @@ class GraspSolver:
         return centre, u, n, np.cross(n, u)
 
     def _place(self, points: np.ndarray, base: np.ndarray, n: np.ndarray,
-               rot: np.ndarray) -> np.ndarray:
+               rot: np.ndarray, lift: float = 0.0) -> np.ndarray:
         """Object translation (3,): start at ``base + s n`` far along the palm normal ``n`` and
         slide along ``-n`` until the object meets one of ``points`` (P, 3), hand-local."""
         radius = np.linalg.norm(self.obj.vertices, axis=1).max()
@@ -327,7 +330,7 @@ class GraspSolver:
                                                     return_locations=True)
         if len(ray_idx):
             t_hit = np.einsum("nd,nd->n", locs - origins[ray_idx], dirs[ray_idx])
-            s = s_hi - t_hit.min() + self.clearance
+            s = s_hi - t_hit.min() + self.clearance + lift
         else:  # nothing in the way (e.g. through a torus hole): rest the object's centre here
             s = 0.0
         return base + s * n
@@ -355,7 +358,7 @@ class GraspSolver:
         v0 = verts[0]
         thumb = rig.finger_vertices[0]
         not_thumb = np.setdiff1d(np.arange(len(v0)), thumb)
-        trans = self._place(v0[not_thumb], base, n, rot)
+        trans = self._place(v0[not_thumb], base, n, rot, p.lift)
         if self._sdf_local(v0[thumb], rot, trans).min() < self.contact:
             # the open thumb cuts the object: swing it back out of the palm (its lowest
             # abduction), else let it hold the object off the palm
@@ -365,7 +368,7 @@ class GraspSolver:
             v_thumb = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])), thumb)[0]
             if self._sdf_local(v_thumb, rot, trans).min() < self.contact:
                 v0 = fast.skin(self._pose(p, np.array([[p.open_amount] * 5])))[0]
-                trans = self._place(v0, base, n, rot)
+                trans = self._place(v0, base, n, rot, p.lift)
         # Coarse scan of the closure of all fingers at once. Distances are only needed near the
         # surface: a vertex moves less than `bound` per scan step, so it cannot cross the
         # surface unseen.
