@@ -278,8 +278,9 @@ def test_background_folder(tmp_path):
     sid = record["ids"][0]
     rgb = cv2.imread(str(tmp_path / "train" / "rgb" / f"{sid}.jpg"))[..., ::-1]
     mask = cv2.imread(str(tmp_path / "train" / "mask" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
-    far = cv2.dilate(mask, np.ones((5, 5), np.uint8)) == 0
-    assert np.abs(rgb[far].astype(int) - [0, 255, 0]).max() <= 12  # JPEG
+    far = cv2.dilate(mask, np.ones((9, 9), np.uint8)) == 0
+    err = np.abs(rgb[far].astype(int) - [0, 255, 0]).max(axis=1)
+    assert np.median(err) <= 2 and np.percentile(err, 99) <= 20  # JPEG ringing near edges
 
 
 def test_contact_sheet_and_cli(dataset, tmp_path):
