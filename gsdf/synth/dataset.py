@@ -140,7 +140,9 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
         The manifest: ``ids`` written, ``skipped`` samples (none: every sequence is written),
         ``skipped_meshes`` / ``skipped_backgrounds`` (unreadable user meshes and background
         images, path and reason), ``config`` (what ran),
-        ``stats`` (grasp quality).
+        ``stats`` (grasp quality: deepest penetration, fraction of samples with a hand vertex
+        within 2 mm of the object, fraction where hand and object both cover
+        ``min_coverage`` of the image, draws per sequence).
     """
     cfg = from_dict(SynthConfig, params.get("synth"), "synth")
     hand_cfg = dict(params.get("hand") or {})
@@ -159,7 +161,7 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
     gen = SequenceGenerator(cfg, load_hand_asset(hand_cfg), user, backgrounds=backgrounds)
     out_dir = Path(out_dir)
     ids: list[str] = []
-    pen, gap, attempts = [], [], []
+    pen, gap, attempts, covered = [], [], [], []
     with _torch_threads(1):
         bar = tqdm(videos, desc=f"synth {split} shard {shard}", unit="seq", disable=not progress)
         for vid in bar:
@@ -168,6 +170,8 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
                 ids.append(sample.id)
                 pen.append(sample.grasp["penetration"])
                 gap.append(sample.grasp["gap"])
+                covered.append(min((sample.mask == 1).mean(), (sample.mask == 2).mean())
+                               >= cfg.min_coverage)
             attempts.append(sample.grasp["attempt"] + 1)
     stats = {
         "num_sequences": len(videos),
@@ -175,6 +179,7 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
         "max_penetration_m": _round(float(max(pen, default=0.0))),
         "frac_contact_2mm": _round(float(np.mean(np.asarray(gap) <= 0.002))) if gap else None,
         "mean_attempts": _round(float(np.mean(attempts)) if attempts else 0.0),
+        "frac_min_coverage": _round(float(np.mean(covered))) if covered else None,
     }
     record = {
         "ids": ids,
