@@ -183,7 +183,10 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
     if env.distributed and env.device.type == "cuda" and cfg.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused kernel (CPU and CUDA) is ~8x faster than the per-tensor loop for our models
+    # (benchmarks/bench_train.py): on a CPU the optimizer step is otherwise ~40% of a step.
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 fused=env.device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(cfg.lr_decay_epochs), gamma=cfg.lr_decay_factor)
     state = _State()
