@@ -144,8 +144,22 @@ def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
         allowed = sorted(p.stem for p in presets_dir.glob("*.yaml"))
         raise ConfigError(f"config key 'preset' = {preset!r}: no file {preset_file}; "
                           f"allowed values: {allowed}")
-    merged = deep_merge(config, load_yaml(preset_file))
+    merged = deep_merge(config, _load_preset(presets_dir, preset))
     return deep_merge(merged, command_line or {})
+
+
+def _load_preset(presets_dir: Path, name: str, seen: tuple[str, ...] = ()) -> dict:
+    """A preset file, merged over the preset it ``extends`` (if any)."""
+    if name in seen:
+        raise ConfigError(f"presets extend each other in a cycle: {' -> '.join(seen + (name,))}")
+    path = presets_dir / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"preset {seen[-1]!r} extends {name!r}: no file {path}")
+    data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return deep_merge(_load_preset(presets_dir, parent, seen + (name,)), data)
 
 
 def load_config(path: str | Path = CONFIG_PATH, overrides: Mapping | None = None) -> dict:

@@ -67,3 +67,28 @@ def test_from_dict_refuses_unknown_keys():
     assert from_dict(C, {"lr": 1}).lr == 1.0
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\] in 'train'"):
         from_dict(C, {"epoch": 3}, "train")
+
+
+def test_preset_extends_another(tmp_path, monkeypatch):
+    presets = tmp_path / "config" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "base.yaml").write_text("synth: {a: 1, b: 2}\n")
+    (presets / "big.yaml").write_text("extends: base\nsynth: {b: 3}\n")
+    (presets / "loop.yaml").write_text("extends: loop\n")
+    monkeypatch.chdir(tmp_path)
+    from gsdf.config import apply_preset
+
+    assert apply_preset({"preset": "big"})["synth"] == {"a": 1, "b": 3}
+    assert apply_preset({"preset": "big"}, {"synth": {"a": 9}})["synth"] == {"a": 9, "b": 3}
+    with pytest.raises(ConfigError, match="cycle"):
+        apply_preset({"preset": "loop"})
+
+
+def test_shipped_presets_are_valid():
+    for preset in ("default", "micro", "bench"):
+        cfg = load_config(overrides={"preset": preset})
+        for exp in ("gf", "alignsdf", "gsdf", "pose"):
+            resolve_experiment(cfg, exp)
+    bench = load_config(overrides={"preset": "bench"})
+    assert bench["synth"]["num_train_sequences"] == 100
+    assert bench["experiment_overrides"]["gf"]["model_args"]["sdf_latent"] == 64
