@@ -85,10 +85,14 @@ def test_preset_extends_another(tmp_path, monkeypatch):
 
 
 def test_shipped_presets_are_valid():
+    from gsdf.models import parse_model_args
+
     for preset in ("default", "micro", "bench"):
         cfg = load_config(overrides={"preset": preset})
         for exp in ("gf", "alignsdf", "gsdf", "pose"):
-            resolve_experiment(cfg, exp)
+            resolved = resolve_experiment(cfg, exp)
+            parse_model_args(resolved["model"], resolved["model_args"])  # raises if invalid
+            assert resolved["train"]["image_size"] == resolved["model_args"]["image_size"]
     bench = load_config(overrides={"preset": "bench"})
     assert bench["synth"]["num_train_sequences"] == 100
     assert bench["experiment_overrides"]["gf"]["model_args"]["sdf_latent"] == 64
