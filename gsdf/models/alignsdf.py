@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from gsdf.models.args import AlignSDFArgs
-from gsdf.models.base import State, object_frame
+from gsdf.models.base import ObjectPoseBranch, State
 from gsdf.models.encodings import joint_frames
 from gsdf.models.gf import GraspingField
 from gsdf.models.hand_model import LayerHolder
-from gsdf.models.heads import GlobalFeature, ManoParamHead, MLPHead, VolumeHead, rotation_from_head
+from gsdf.models.heads import GlobalFeature, ManoParamHead
 
 
 def needs_hand_pose(args: Any) -> bool:
@@ -31,7 +31,7 @@ def needs_hand_pose(args: Any) -> bool:
     return hand or obj
 
 
-class AlignSDF(GraspingField):
+class AlignSDF(GraspingField, ObjectPoseBranch):
     """GF + MANO branch + object-centre heatmap (+ optional rotation head).
 
     Extra state: ``mano_pose`` (B, 48) full axis-angle, ``mano_shape`` (B, 10).
@@ -49,16 +49,9 @@ class AlignSDF(GraspingField):
                                            args.mano_neurons)
             self.hand_layer = LayerHolder(hand_asset, use_pca=True, ncomps=args.mano_ncomps,
                                           flat_hand_mean=False, center_idx=0)
-        self.obj_volume = self.rot_global = self.rot_head = None
-        if args.obj_branch:
-            self.obj_volume = VolumeHead(c, 1, args.heatmap_depth, args.depth_dim,
-                                         args.neck_channels, args.neck_stages)
-            if args.obj_rot:
-                self.rot_global = GlobalFeature(c, 512)
-                self.rot_head = MLPHead((512, 256, 128), 6 if args.rot_style == "6d" else 3)
+        self.build_object_pose(c)
 
     def encode(self, batch: Mapping[str, Any]) -> State:
-        a: AlignSDFArgs = self.args
         state, feat = self.encode_image(batch)
         wrist = state["wrist"]
         if self.mano_head is not None:
@@ -70,16 +63,7 @@ class AlignSDF(GraspingField):
             state["mano_pose"] = layer.full_pose(coeffs)
             state["mano_shape"] = shape
             state["mano_mean"] = layer.hands_mean
-        if self.obj_volume is not None:
-            center = self.obj_volume(feat, state["image_hw"], wrist, state["cam_intr"])[:, 0]
-            rot = None
-            if self.rot_head is not None:
-                rot = rotation_from_head(self.rot_head(self.rot_global(feat)), a.rot_style)
-                if "obj_rest_corners_3d" in batch:
-                    rest = batch["obj_rest_corners_3d"].to(center.dtype)
-                    state["obj_corners"] = rest @ rot.transpose(1, 2) + center[:, None]
-            state["obj_center"] = center
-            state["obj_frame"] = object_frame(center, wrist, rot)
+        self.object_pose(feat, state, batch)
         return state
 
     def pose_losses(self, state: State, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -91,10 +75,5 @@ class AlignSDF(GraspingField):
             losses["mano_shape"] = a.mano_shape_weight * state["mano_shape"].pow(2).mean()
             finger = state["mano_pose"][:, 3:] - state["mano_mean"]
             losses["mano_pose"] = a.mano_pose_weight * finger.pow(2).mean()
-        if self.obj_volume is not None:
-            gt = batch["obj_center_3d"].to(state["obj_center"].dtype)
-            losses["obj_center"] = a.obj_center_weight * F.mse_loss(state["obj_center"], gt)
-            if state["obj_corners"] is not None and a.corner_weight > 0:
-                gt = batch["obj_corners_3d"].to(state["obj_corners"].dtype)
-                losses["obj_corners"] = a.corner_weight * F.mse_loss(state["obj_corners"], gt)
+        losses.update(self.object_pose_losses(state, batch))
         return losses

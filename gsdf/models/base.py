@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gsdf.models.args import GFArgs
 from gsdf.models.decoder import SDFDecoder
 from gsdf.models.encodings import hand_embedding, obj_embedding
+from gsdf.models.heads import GlobalFeature, MLPHead, VolumeHead, rotation_from_head
 from gsdf.models.losses import masked_l1, sdf_masks
 
 State = dict[str, Any]
@@ -57,6 +59,60 @@ def object_frame(center: torch.Tensor, wrist: torch.Tensor,
         frame[:, :3, :3] = rotation
     frame[:, :3, 3] = center - wrist
     return frame
+
+
+class ObjectPoseBranch:
+    """Object centre from a 3D heatmap (soft-argmax) and an optional rotation head, shared by
+    AlignSDF and gSDF (the reference's ``obj_trans`` / ``obj_rot`` branches).
+
+    Mixed into an ``nn.Module`` whose ``args`` has ``obj_branch``, ``obj_rot``, ``rot_style``,
+    ``heatmap_depth``, ``depth_dim``, ``neck_channels``, ``neck_stages``, ``obj_center_weight``
+    and ``corner_weight``; it owns the submodules ``obj_volume``, ``rot_global``, ``rot_head``.
+    """
+
+    def build_object_pose(self, channels: int) -> None:
+        """Create the branch on a backbone map of ``channels`` channels (None if disabled)."""
+        a = self.args
+        self.obj_volume = self.rot_global = self.rot_head = None
+        if a.obj_branch:
+            self.obj_volume = VolumeHead(channels, 1, a.heatmap_depth, a.depth_dim,
+                                         a.neck_channels, a.neck_stages)
+            if a.obj_rot:
+                self.rot_global = GlobalFeature(channels, 512)
+                self.rot_head = MLPHead((512, 256, 128), 6 if a.rot_style == "6d" else 3)
+
+    def object_pose(self, feat: torch.Tensor, state: State, batch: Mapping[str, Any]) -> None:
+        """Fill ``state`` with ``obj_center`` (B, 3) camera metres, ``obj_frame`` (B, 4, 4) and,
+        with a rotation head and rest corners in ``batch``, ``obj_corners`` (B, 8, 3).
+
+        Args:
+            feat: backbone map (B, C, h, w).
+        """
+        if self.obj_volume is None:
+            return
+        wrist = state["wrist"]
+        center = self.obj_volume(feat, state["image_hw"], wrist, state["cam_intr"])[:, 0]
+        rot = None
+        if self.rot_head is not None:
+            rot = rotation_from_head(self.rot_head(self.rot_global(feat)), self.args.rot_style)
+            if "obj_rest_corners_3d" in batch:
+                rest = batch["obj_rest_corners_3d"].to(center.dtype)
+                state["obj_corners"] = rest @ rot.transpose(1, 2) + center[:, None]
+        state["obj_center"] = center
+        state["obj_frame"] = object_frame(center, wrist, rot)
+
+    def object_pose_losses(self, state: State,
+                           batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Weighted MSE of the object centre (and corners), camera metres."""
+        a = self.args
+        losses = {}
+        if self.obj_volume is not None:
+            gt = batch["obj_center_3d"].to(state["obj_center"].dtype)
+            losses["obj_center"] = a.obj_center_weight * F.mse_loss(state["obj_center"], gt)
+            if state["obj_corners"] is not None and a.corner_weight > 0:
+                gt = batch["obj_corners_3d"].to(state["obj_corners"].dtype)
+                losses["obj_corners"] = a.corner_weight * F.mse_loss(state["obj_corners"], gt)
+        return losses
 
 
 class SDFModel(nn.Module):

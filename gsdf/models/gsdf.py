@@ -20,19 +20,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gsdf.models.args import GSDFArgs
 from gsdf.models.backbones import ResNetBackbone
-from gsdf.models.base import SDFModel, State, base_state, object_frame
+from gsdf.models.base import ObjectPoseBranch, SDFModel, State, base_state
 from gsdf.models.encodings import pixel_aligned_features
 from gsdf.models.hand_model import LayerHolder, ik_frames
-from gsdf.models.heads import GlobalFeature, MLPHead, UNetNeck, VolumeHead, rotation_from_head
+from gsdf.models.heads import UNetNeck
 from gsdf.models.pose import PoseNet
 
 
-class GSDF(SDFModel):
+class GSDF(SDFModel, ObjectPoseBranch):
     """gSDF single image.
 
     Args:
@@ -55,13 +54,7 @@ class GSDF(SDFModel):
         self.pixel_neck = UNetNeck(c, args.pixel_channels, 1)
         self.sdf_encoder = nn.Linear(args.pixel_channels + (4 if args.with_add_feats else 0),
                                      args.sdf_latent)
-        self.obj_volume = self.rot_global = self.rot_head = None
-        if args.obj_branch:
-            self.obj_volume = VolumeHead(c, 1, args.heatmap_depth, args.depth_dim,
-                                         args.neck_channels, args.neck_stages)
-            if args.obj_rot:
-                self.rot_global = GlobalFeature(c, 512)
-                self.rot_head = MLPHead((512, 256, 128), 6 if args.rot_style == "6d" else 3)
+        self.build_object_pose(c)
         self.build_decoders(args.sdf_latent)
 
     def train(self, mode: bool = True) -> GSDF:
@@ -85,22 +78,6 @@ class GSDF(SDFModel):
         if self.needs_frames:
             state["hand_frames"] = ik_frames(self.ik_layer, joints)
 
-    def object_pose(self, feat: torch.Tensor, state: State, batch: Mapping[str, Any]) -> None:
-        """Object centre (and rotation) from the backbone map ``feat`` (B, C, h, w)."""
-        if self.obj_volume is None:
-            return
-        a: GSDFArgs = self.args
-        wrist = state["wrist"]
-        center = self.obj_volume(feat, state["image_hw"], wrist, state["cam_intr"])[:, 0]
-        rot = None
-        if self.rot_head is not None:
-            rot = rotation_from_head(self.rot_head(self.rot_global(feat)), a.rot_style)
-            if "obj_rest_corners_3d" in batch:
-                rest = batch["obj_rest_corners_3d"].to(center.dtype)
-                state["obj_corners"] = rest @ rot.transpose(1, 2) + center[:, None]
-        state["obj_center"] = center
-        state["obj_frame"] = object_frame(center, wrist, rot)
-
     def encode(self, batch: Mapping[str, Any]) -> State:
         state = base_state(batch)
         image = batch["image"]
@@ -117,12 +94,4 @@ class GSDF(SDFModel):
         return self.sdf_encoder(feats)  # (B, N, sdf_latent)
 
     def pose_losses(self, state: State, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        a: GSDFArgs = self.args
-        losses = {}
-        if self.obj_volume is not None:
-            gt = batch["obj_center_3d"].to(state["obj_center"].dtype)
-            losses["obj_center"] = a.obj_center_weight * F.mse_loss(state["obj_center"], gt)
-            if state["obj_corners"] is not None and a.corner_weight > 0:
-                gt = batch["obj_corners_3d"].to(state["obj_corners"].dtype)
-                losses["obj_corners"] = a.corner_weight * F.mse_loss(state["obj_corners"], gt)
-        return losses
+        return self.object_pose_losses(state, batch)
