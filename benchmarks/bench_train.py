@@ -42,6 +42,7 @@ from gsdf.train.distributed import (
     seed_everything,
     to_device,
 )
+from gsdf.train.loop import make_optimizer
 from gsdf.train.run import data_kind, dataset_options
 
 MODELS = ("pose", "gf", "alignsdf", "gsdf", "gsdf_video")
@@ -166,7 +167,8 @@ def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: 
     env = DistEnv()
     seeded = SeededDataset(dataset, cfg.seed)
     sampler = make_sampler(seeded, env, cfg.seed, cfg.batch_size)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg,
+                               torch.device("cpu"))
     wait, compute = [], []
     flops = 0
     epoch = 0
