@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import os
 import random
+import signal
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -149,6 +150,11 @@ def worker_init_fn(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+    # Workers share the trainer's process group, so a preemption signal sent to the group
+    # (torchrun, SLURM) reaches them too; they ignore it and leave the checkpoint-and-exit to
+    # the trainer (they still stop when the trainer shuts the loader down or dies).
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class SeededDataset(Dataset):

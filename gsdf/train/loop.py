@@ -247,6 +247,17 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
                     batch = next(iterator)
                 except StopIteration:
                     break
+                except RuntimeError:
+                    # A preemption signal sent to the whole process group can stop the loader's
+                    # workers before this step boundary: checkpoint the last completed step.
+                    if flag.signum is None:
+                        time.sleep(1.0)  # our own handler may run a moment after theirs
+                    if flag.signum is None:
+                        raise
+                    bar.close()
+                    save(outputs.last, finished=False)
+                    raise Preempted(flag.signum, outputs.last, epoch, state.batch_in_epoch,
+                                    state.step) from None
                 wait += time.perf_counter() - t0
                 batch = to_device(batch, env.device)
                 terms = net(batch, epoch)
