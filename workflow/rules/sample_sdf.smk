@@ -28,7 +28,11 @@ rule sample_sdf_preview:
     input:
         unpack(pipe.sdf_preview_inputs),
     output:
-        png=pipe.pattern("sdf_preview"),
+        png=report(
+            pipe.pattern("sdf_preview"),
+            caption="../report/sdf_preview.rst",
+            category="Dataset",
+        ),
     log:
         pipe.log("sample_sdf", "{dataset}_preview"),
     conda:

@@ -28,7 +28,11 @@ rule synth_contact_sheet:
     input:
         pipe.shards("dataset_shard", "synth", "train"),
     output:
-        png=pipe.path("contact_sheet", dataset="synth"),
+        png=report(
+            pipe.path("contact_sheet", dataset="synth"),
+            caption="../report/contact_sheet.rst",
+            category="Dataset",
+        ),
     log:
         pipe.log("synth", "contact_sheet"),
     conda:
