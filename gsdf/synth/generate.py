@@ -30,7 +30,7 @@ from gsdf.synth.grasp import (
     HandRig,
     smooth_closures,
 )
-from gsdf.synth.objects import ObjectMesh, UserMeshes, make_object, scale_object
+from gsdf.synth.objects import ObjectMesh, UserMeshes, files_in, make_object, scale_object
 from gsdf.synth.render import HAND, OBJECT, Lighting, RenderMesh, render
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -143,13 +143,7 @@ def load_backgrounds(folder: str | Path
     Raises:
         FileNotFoundError: missing folder or no image file. ValueError: no readable image.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"synth.background_dir: folder {folder} not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"synth.background_dir: no image ({', '.join(IMAGE_SUFFIXES)})"
-                                f" in {folder}")
+    files = files_in(folder, IMAGE_SUFFIXES, "synth.background_dir", "image")
     images, skipped = [], []
     for path in files:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -258,6 +258,22 @@ class UserMeshes:
     skipped: tuple[tuple[str, str], ...]
 
 
+def files_in(folder: str | Path, suffixes: tuple[str, ...], key: str, what: str) -> list[Path]:
+    """The files of ``folder`` whose suffix is one of ``suffixes``, sorted.
+
+    Raises:
+        FileNotFoundError: naming the config ``key``, if the folder is missing or holds no such
+            file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{key}: folder {folder} not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    if not files:
+        raise FileNotFoundError(f"{key}: no {what} ({', '.join(suffixes)}) in {folder}")
+    return files
+
+
 def load_user_meshes(folder: str | Path) -> UserMeshes:
     """Read every mesh file of ``folder`` (sorted by name, not recursive).
 
@@ -267,13 +283,7 @@ def load_user_meshes(folder: str | Path) -> UserMeshes:
         FileNotFoundError: the folder does not exist or holds no mesh file.
         ValueError: no file in the folder could be read.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"synth.user_mesh_dir: folder {folder} not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in USER_MESH_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"synth.user_mesh_dir: no mesh file "
-                                f"({', '.join(USER_MESH_SUFFIXES)}) in {folder}")
+    files = files_in(folder, USER_MESH_SUFFIXES, "synth.user_mesh_dir", "mesh file")
     meshes, skipped = [], []
     for path in files:
         try:
