@@ -96,6 +96,47 @@ def _describe(error: jsonschema.ValidationError, schema: dict) -> str:
     return f"config key '{key}': {error.message}"
 
 
+def _from_text(text: str, typ: Any) -> Any:
+    """``text`` as a value of JSON-schema type name or Python type ``typ``; ``text`` if it is
+    not one. Snakemake's ``--config key={a: 3}`` gives nested values as strings."""
+    low = text.strip().lower()
+    try:
+        if typ in ("integer", int):
+            return int(text)
+        if typ in ("number", float):
+            return float(text)
+    except ValueError:
+        return text
+    if typ in ("boolean", bool) and low in ("true", "false"):
+        return low == "true"
+    if typ in ("null", type(None)) and low in ("null", "none", "~"):
+        return None
+    return text
+
+
+def coerce_strings(schema: dict, instance: Any) -> Any:
+    """Turn strings into the numbers, booleans or nulls the schema asks for (command-line
+    values), recursively. Strings the schema allows are left alone."""
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(instance, str) and "null" in types and instance.strip() in ("null", "~"):
+        return None
+    if isinstance(instance, str) and "string" not in types:
+        for typ in types:
+            value = _from_text(instance, typ)
+            if value is not instance:
+                return value
+        return instance
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {k: coerce_strings(props.get(k, extra if isinstance(extra, dict) else {}), v)
+                for k, v in instance.items()}
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        return [coerce_strings(schema["items"], v) for v in instance]
+    return instance
+
+
 def _fill_defaults(schema: dict, instance: Any) -> Any:
     """Fill missing keys with the schema's ``default`` values, recursively (objects only)."""
     if not isinstance(instance, dict) or schema.get("type") != "object":
@@ -119,7 +160,7 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
         ConfigError: naming the offending key and the allowed keys, values or type.
     """
     schema = load_schema() if schema is None else schema
-    filled = _fill_defaults(schema, copy.deepcopy(dict(config)))
+    filled = _fill_defaults(schema, coerce_strings(schema, copy.deepcopy(dict(config))))
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
@@ -245,12 +286,20 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(_convert(args[0], v, where) for v in value)
         return tuple(value)
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
+        args = typing.get_args(tp)
+        for arg in args:
             if dataclasses.is_dataclass(arg) and isinstance(value, Mapping):
                 return from_dict(arg, value, where)
+        if isinstance(value, str) and str not in args:
+            for arg in args:
+                converted = _from_text(value, arg)
+                if converted is not value:
+                    return converted
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and tp in (int, float, bool):
+        return _from_text(value, tp)
     return value
 
 

@@ -96,3 +96,32 @@ def test_shipped_presets_are_valid():
     bench = load_config(overrides={"preset": "bench"})
     assert bench["synth"]["num_train_sequences"] == 100
     assert bench["experiment_overrides"]["gf"]["model_args"]["sdf_latent"] == 64
+
+
+def test_command_line_strings_become_schema_types():
+    # Snakemake's --config gives nested values as strings: synth={num_train_sequences: 3}
+    cfg = load_config(overrides={"datasets": {"synth": {"num_shards": "3", "root": "null",
+                                                        "recon_scale": "6.5"}}})
+    assert cfg["datasets"]["synth"]["num_shards"] == 3
+    assert cfg["datasets"]["synth"]["root"] is None
+    assert cfg["datasets"]["synth"]["recon_scale"] == 6.5
+    with pytest.raises(ConfigError, match="expected integer"):
+        load_config(overrides={"datasets": {"synth": {"num_shards": "three"}}})
+
+
+def test_from_dict_converts_strings_by_type_hint():
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class C:
+        n: int = 1
+        x: float = 1.0
+        flag: bool = False
+        dims: tuple[int, ...] = (1,)
+        path: str | None = None
+        k: int | None = None
+        extra: list = field(default_factory=list)
+
+    c = from_dict(C, {"n": "3", "x": "0.5", "flag": "true", "dims": ["64", "64"], "path": "7",
+                      "k": "null"})
+    assert (c.n, c.x, c.flag, c.dims, c.path, c.k) == (3, 0.5, True, (64, 64), "7", None)
