@@ -56,6 +56,9 @@ class PoseArgs:
         image_size: training image side in pixels (square).
         neck_channels: channels of the UNet neck.
         neck_stages: number of x2 upsampling stages (3: heatmap at 1/4 of the image).
+        neck_skips: add the backbone's stride-16/8/4 maps to the neck's stages (a UNet with
+            skip connections, needs ``neck_stages`` <= 3); the reference's neck has none. Skips
+            localise joints far better from small inputs (see README "Benchmark preset").
         heatmap_depth: depth bins of the 3D heatmap (64).
         depth_dim: half range, metres, of the depth bins around the wrist depth (0.20 in the
             reference's pose experiments, 0.28 in its config default).
@@ -69,6 +72,7 @@ class PoseArgs:
     image_size: int = 256
     neck_channels: int = 256
     neck_stages: int = 3
+    neck_skips: bool = False
     heatmap_depth: int = 64
     depth_dim: float = 0.20
     joints_weight: float = 1.0

@@ -17,6 +17,9 @@ from gsdf.config import ConfigError
 from gsdf.models.args import BACKBONES
 
 _CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+# channels of layer1..layer3 (strides 4, 8, 16), the skip inputs of a UNet neck
+_LEVEL_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256),
+                   "resnet50": (256, 512, 1024)}
 
 
 class ResNetBackbone(nn.Module):
@@ -40,6 +43,7 @@ class ResNetBackbone(nn.Module):
         net = getattr(torchvision.models, name)(weights=None)
         self.name = name
         self.out_channels = _CHANNELS[name]
+        self.level_channels = _LEVEL_CHANNELS[name]
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1, net.layer2, net.layer3, net.layer4)
@@ -63,3 +67,15 @@ class ResNetBackbone(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(image))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return x  # (B, C, H/32, W/32)
+
+    def levels(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The final map and the intermediate ones a UNet neck adds back.
+
+        Returns:
+            (B, C, H/32, W/32) and ``[layer3 (B, c3, H/16, W/16), layer2 (B, c2, H/8, W/8),
+            layer1 (B, c1, H/4, W/4)]`` (coarse to fine; ``c1..c3 = level_channels``).
+        """
+        x1 = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(image)))))
+        x2 = self.layer2(x1)
+        x3 = self.layer3(x2)
+        return self.layer4(x3), [x3, x2, x1]

@@ -18,25 +18,53 @@ from torch import nn
 
 
 class UNetNeck(nn.Module):
-    """Stride-2 transposed convolutions (kernel 4) + BN + ReLU (reference ``UNet``).
+    """Stride-2 transposed convolutions (kernel 4) + BN + ReLU (reference ``UNet``), optionally
+    with skip connections: after stage ``i`` the backbone map of the same resolution, projected
+    by a 1x1 convolution + BN, is added before the ReLU (a UNet proper; the reference has none).
+
+    Args:
+        in_channels: channels of the backbone's final map.
+        out_channels: channels of every stage.
+        stages: number of x2 upsampling stages.
+        skip_channels: channels of the skip maps, coarse to fine (one per stage, e.g. the
+            backbone's ``level_channels`` reversed); None = no skips.
 
     Shapes:
-        (B, in_channels, h, w) -> (B, out_channels, h * 2**stages, w * 2**stages).
+        (B, in_channels, h, w) [+ skips (B, skip_channels[i], h * 2**(i+1), w * 2**(i+1))]
+        -> (B, out_channels, h * 2**stages, w * 2**stages).
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256, stages: int = 3) -> None:
+    def __init__(self, in_channels: int, out_channels: int = 256, stages: int = 3,
+                 skip_channels: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for _ in range(stages):
-            layers += [nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2,
-                                          padding=1, bias=False),
-                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        if skip_channels is not None and len(skip_channels) < stages:
+            raise ValueError(f"a UNet neck with {stages} stages needs {stages} skip maps, got "
+                             f"channels {tuple(skip_channels)}")
+        self.ups = nn.ModuleList()
+        self.skips = nn.ModuleList() if skip_channels is not None else None
+        for i in range(stages):
+            self.ups.append(nn.Sequential(
+                nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1,
+                                   bias=False),
+                nn.BatchNorm2d(out_channels)))
+            if self.skips is not None:
+                self.skips.append(nn.Sequential(
+                    nn.Conv2d(skip_channels[i], out_channels, kernel_size=1, bias=False),
+                    nn.BatchNorm2d(out_channels)))
             in_channels = out_channels
-        self.layers = nn.Sequential(*layers)
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Args: x (B, C, h, w); skips: the maps of ``skip_channels`` (needed with skips)."""
+        if self.skips is not None and skips is None:
+            raise ValueError("this UNet neck has skip connections: pass the backbone's "
+                             "intermediate maps (ResNetBackbone.levels)")
+        for i, up in enumerate(self.ups):
+            x = up(x)
+            if self.skips is not None:
+                x = x + self.skips[i](skips[i])
+            x = torch.relu(x)
+        return x
 
 
 class VolumeHead(nn.Module):
@@ -51,19 +79,21 @@ class VolumeHead(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_joints: int, depth: int = 64,
-                 depth_dim: float = 0.28, neck_channels: int = 256, neck_stages: int = 3) -> None:
+                 depth_dim: float = 0.28, neck_channels: int = 256, neck_stages: int = 3,
+                 skip_channels: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.num_joints, self.depth, self.depth_dim = num_joints, depth, depth_dim
-        self.neck = UNetNeck(in_channels, neck_channels, neck_stages)
+        self.neck = UNetNeck(in_channels, neck_channels, neck_stages, skip_channels)
         self.conv = nn.Conv2d(neck_channels, num_joints * depth, kernel_size=1)
 
     def forward(self, feat: torch.Tensor, image_hw: tuple[int, int], wrist: torch.Tensor,
-                cam_intr: torch.Tensor) -> torch.Tensor:
+                cam_intr: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Args: feat (B, C, h, w) backbone features; image_hw (H, W) input image size in pixels;
-        wrist (B, 3) camera metres (depth reference); cam_intr (B, 3, 3).
+        wrist (B, 3) camera metres (depth reference); cam_intr (B, 3, 3); skips: the
+        backbone's intermediate maps when the neck has skip connections.
 
         Returns: (B, J, 3) camera metres."""
-        heatmaps = self.conv(self.neck(feat))
+        heatmaps = self.conv(self.neck(feat, skips))
         coords = soft_argmax_3d(heatmaps, self.num_joints)
         return decode_volume(coords, heatmaps.shape[-2:], self.depth, image_hw, self.depth_dim,
                              wrist, cam_intr)

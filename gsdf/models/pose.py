@@ -34,16 +34,20 @@ class PoseNet(nn.Module):
         super().__init__()
         self.args = args
         self.backbone = ResNetBackbone(args.backbone, args.backbone_weights)
+        skips = self.backbone.level_channels[::-1] if args.neck_skips else None
         self.volume = VolumeHead(self.backbone.out_channels, 21, args.heatmap_depth,
-                                 args.depth_dim, args.neck_channels, args.neck_stages)
+                                 args.depth_dim, args.neck_channels, args.neck_stages, skips)
         self.ordinal = HandOrdinalLoss()
 
     def predict_joints(self, image: torch.Tensor, wrist: torch.Tensor,
                        cam_intr: torch.Tensor) -> torch.Tensor:
         """Args: image (B, 3, H, W); wrist (B, 3) camera metres; cam_intr (B, 3, 3).
         Returns (B, 21, 3) camera metres."""
-        feat = self.backbone(image)
-        return self.volume(feat, (int(image.shape[-2]), int(image.shape[-1])), wrist, cam_intr)
+        image_hw = (int(image.shape[-2]), int(image.shape[-1]))
+        if self.args.neck_skips:
+            feat, skips = self.backbone.levels(image)
+            return self.volume(feat, image_hw, wrist, cam_intr, skips)
+        return self.volume(self.backbone(image), image_hw, wrist, cam_intr)
 
     def encode(self, batch: Mapping[str, Any]) -> State:
         state = base_state(batch)

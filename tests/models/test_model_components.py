@@ -19,6 +19,7 @@ from gsdf.models.encodings import (
     to_local,
 )
 from gsdf.models.heads import (
+    UNetNeck,
     axis_angle_to_matrix,
     decode_volume,
     encode_volume,
@@ -233,6 +234,39 @@ def test_backbone_shapes_and_local_weights(tmp_path):
         ResNetBackbone("resnet18", weights_path=tmp_path / "missing.pth")
     with pytest.raises(ConfigError, match="allowed values"):
         ResNetBackbone("vgg16")
+
+
+def test_backbone_levels_feed_a_unet_neck_with_skips():
+    net = ResNetBackbone("resnet18").eval()
+    image = torch.randn(2, 3, 64, 64)
+    final, skips = net.levels(image)
+    torch.testing.assert_close(final, net(image))
+    assert [tuple(s.shape[1:]) for s in skips] == [(256, 4, 4), (128, 8, 8), (64, 16, 16)]
+    neck = UNetNeck(512, 32, 3, net.level_channels[::-1])
+    out = neck(final, skips)
+    assert out.shape == (2, 32, 16, 16)
+    # the skips carry information: changing the finest one changes the output there
+    changed = neck(final, skips[:2] + [skips[2] + 1.0])
+    assert not torch.allclose(out, changed)
+    with pytest.raises(ValueError, match="skip"):
+        neck(final)
+    plain = UNetNeck(512, 32, 3)
+    assert plain(final).shape == (2, 32, 16, 16)
+
+
+def test_pose_network_with_neck_skips_trains_and_checks_its_stages():
+    from gsdf.models import build_model
+
+    args = {"image_size": 64, "neck_channels": 16, "heatmap_depth": 8, "neck_skips": True}
+    net = build_model("pose", args)
+    wrist = torch.tensor([[0.0, 0.0, 0.5]]).repeat(2, 1)
+    cam = torch.tensor([[120.0, 0, 32], [0, 120.0, 32], [0, 0, 1]]).repeat(2, 1, 1)
+    joints = net.predict_joints(torch.randn(2, 3, 64, 64), wrist, cam)
+    assert joints.shape == (2, 21, 3)
+    joints.sum().backward()
+    assert net.volume.neck.skips[2][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="neck_stages"):
+        build_model("pose", {**args, "neck_stages": 4})
 
 
 def test_rotation_parametrisations_are_rotations():
