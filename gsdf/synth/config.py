@@ -25,6 +25,7 @@ class SynthConfig:
     obj_size: tuple[float, float] = (0.06, 0.20)
     obj_min_thickness: float = 0.03
     cam_distance: tuple[float, float] = (0.35, 0.8)
+    view_spread_deg: float = 180.0
     occlusion_prob: float = 0.75
     fingertip_grasp_prob: float = 0.3
     hand_shape_std: float = 1.0
@@ -59,6 +60,8 @@ class SynthConfig:
         lo, hi = self.cam_distance
         if not 0 < lo <= hi:
             raise bad("cam_distance", "must be [min, max] metres with 0 < min <= max")
+        if not 0 <= self.view_spread_deg <= 180:
+            raise bad("view_spread_deg", "must be in [0, 180] degrees")
         for key in ("occlusion_prob", "fingertip_grasp_prob"):
             if not 0 <= getattr(self, key) <= 1:
                 raise bad(key, "must be in [0, 1]")

@@ -219,6 +219,24 @@ class SequenceGenerator:
         tilt = Rotation.from_rotvec(n * np.radians(rng.uniform(-30, 30)))
         return (tilt * roll * align).as_matrix()
 
+    def _view_rotation(self, rng: np.random.Generator, u: np.ndarray, n: np.ndarray,
+                       w: np.ndarray) -> Rotation:
+        """Hand-local -> camera rotation of a sequence's first frame: uniformly random
+        (``view_spread_deg`` 180), else the canonical view (fingers ``u`` up in the image, palm
+        normal ``n`` towards the camera) turned by at most ``view_spread_deg`` about a random
+        axis (angle uniform in [0, spread])."""
+        spread = self.cfg.view_spread_deg
+        if spread >= 180:
+            return Rotation.random(random_state=rng)
+        # camera axes: x right, y down, z forward; u -> -y, n -> -z, w = n x u -> -x
+        local = np.stack([u, n, w], axis=1)  # (3, 3) columns
+        target = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+        canonical = Rotation.from_matrix(target @ local.T)
+        axis = rng.normal(size=3)
+        axis /= max(np.linalg.norm(axis), 1e-12)
+        turn = Rotation.from_rotvec(axis * np.radians(rng.uniform(0.0, spread)))
+        return turn * canonical
+
     def _attempt(self, video_id: int, attempt: int) -> tuple[list[dict], dict]:
         """Random plan and grasps of one attempt (no rendering yet)."""
         cfg, rig = self.cfg, self.rig
@@ -244,7 +262,7 @@ class SequenceGenerator:
             off0[0] += rng.uniform(0.01, 0.03)
         off1 = off0 + rng.uniform(-1, 1, 2) * cfg.motion_drift
         # global motion: rotation about the pair centre, pixel offset and depth
-        rot0 = Rotation.random(random_state=rng)
+        rot0 = self._view_rotation(rng, u, n, w)
         palm_towards_camera = (rot0.apply(n)[2] < 0)
         if palm_towards_camera != (rng.random() < cfg.occlusion_prob):
             rot0 = Rotation.from_rotvec([0, np.pi, 0]) * rot0  # look from the other side

@@ -302,3 +302,27 @@ def test_contact_sheet_and_cli(dataset, tmp_path):
     assert (tmp_path / "cli" / "test" / "rgb" / "000000_000.jpg").is_file()
     with pytest.raises(SystemExit):
         cli_main(["synth", "--split", "test"])
+
+
+@pytest.mark.parametrize("spread", [0.0, 30.0])
+def test_view_spread_keeps_the_hand_near_the_canonical_view(spread):
+    # Canonical view: fingers up in the image (wrist -> middle MCP along -y), palm normal
+    # towards the camera (-z). With occlusion_prob 1 the palm side always faces the camera, and
+    # without motion the first frame keeps the sequence's drawn viewpoint.
+    cfg = SynthConfig(seed=5, frames_per_sequence=(1, 1), view_spread_deg=spread,
+                      occlusion_prob=1.0, motion_rotation_deg=0.0, supersample=1)
+    gen = SequenceGenerator(cfg, procedural_hand(0))
+    angles = []
+    for video in range(4):
+        joints = gen.sequence(video)[0].meta["hand_joints_3d"]
+        up = joints[9] - joints[0]  # wrist -> middle MCP (21-joint order)
+        up /= np.linalg.norm(up)
+        angles.append(np.degrees(np.arccos(np.clip(-up[1], -1, 1))))
+    assert max(angles) <= spread + 1e-3, angles
+    if spread > 0:
+        assert max(angles) > 1.0  # the viewpoint does vary
+
+
+def test_view_spread_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="view_spread_deg"):
+        SynthConfig(view_spread_deg=200.0)
