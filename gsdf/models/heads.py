@@ -12,9 +12,31 @@ cell off), and the depth bin is a depth relative to the wrist,
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_LEGACY_NECK_KEY = re.compile(r"(^|\.)(\w*neck)\.layers\.(\d+)\.")
+
+
+def upgrade_neck_keys(state_dict: dict) -> dict:
+    """Rename the UNet-neck entries of a state dict written before the necks had skip
+    connections: stage ``i`` was ``*neck.layers.{3i}`` (deconvolution) and ``{3i+1}`` (its
+    BatchNorm), it is ``*neck.ups.{i}.0`` / ``.1`` now. Other keys are kept as they are.
+
+    Returns:
+        A new dict (the input is not modified).
+    """
+    def rename(key: str) -> str:
+        def sub(m: re.Match) -> str:
+            stage, kind = divmod(int(m.group(3)), 3)
+            return f"{m.group(1)}{m.group(2)}.ups.{stage}.{kind}."
+        return _LEGACY_NECK_KEY.sub(sub, key, count=1)
+
+    return {rename(k): v for k, v in state_dict.items()}
 
 
 class UNetNeck(nn.Module):

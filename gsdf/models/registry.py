@@ -142,7 +142,9 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
     validate_args("pose", pose_args)
     net = PoseNet(pose_args)
     if state is not None:
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+        from gsdf.models.heads import upgrade_neck_keys
+
+        state = upgrade_neck_keys({k.removeprefix("module."): v for k, v in state.items()})
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ConfigError(f"pose weights do not fit the pose network of {pose_args}: "

@@ -183,7 +183,9 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     Raises:
         CheckpointError: listing missing, unexpected and mis-shaped parameters.
     """
-    state_dict = strip_module_prefix(state_dict)
+    from gsdf.models.heads import upgrade_neck_keys
+
+    state_dict = upgrade_neck_keys(strip_module_prefix(state_dict))
     own = unwrap(model).state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))

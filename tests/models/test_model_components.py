@@ -20,6 +20,7 @@ from gsdf.models.encodings import (
 )
 from gsdf.models.heads import (
     UNetNeck,
+    upgrade_neck_keys,
     axis_angle_to_matrix,
     decode_volume,
     encode_volume,
@@ -252,6 +253,25 @@ def test_backbone_levels_feed_a_unet_neck_with_skips():
         neck(final)
     plain = UNetNeck(512, 32, 3)
     assert plain(final).shape == (2, 32, 16, 16)
+
+
+def test_state_dicts_from_before_the_skip_necks_still_load():
+    from gsdf.models import build_model
+
+    net = build_model("pose", {"image_size": 64, "neck_channels": 8, "heatmap_depth": 4})
+    current = net.state_dict()
+    # the old layout: Sequential(deconv, BN, ReLU) x stages under "layers"
+    legacy = {}
+    for key, value in current.items():
+        if ".neck.ups." in key:
+            stage, kind, rest = key.split(".neck.ups.")[1].split(".", 2)
+            key = f"volume.neck.layers.{3 * int(stage) + int(kind)}.{rest}"
+        legacy[key] = value
+    assert any(".neck.layers.3." in k for k in legacy)
+    upgraded = upgrade_neck_keys(legacy)
+    assert set(upgraded) == set(current)
+    assert upgrade_neck_keys({"pixel_neck.layers.1.weight": 1})["pixel_neck.ups.0.1.weight"] == 1
+    net.load_state_dict(upgraded)
 
 
 def test_pose_network_with_neck_skips_trains_and_checks_its_stages():
