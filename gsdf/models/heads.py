@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 _LEGACY_NECK_KEY = re.compile(r"(^|\.)(\w*neck)\.layers\.(\d+)\.")
 
 

@@ -20,12 +20,12 @@ from gsdf.models.encodings import (
 )
 from gsdf.models.heads import (
     UNetNeck,
-    upgrade_neck_keys,
     axis_angle_to_matrix,
     decode_volume,
     encode_volume,
     rotation_6d_to_matrix,
     soft_argmax_3d,
+    upgrade_neck_keys,
 )
 from gsdf.models.losses import HandOrdinalLoss, masked_l1, sdf_masks
 
