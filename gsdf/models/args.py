@@ -19,6 +19,7 @@ ENCODE_STYLES = ("raw", "kine")
 HAND_KINE_LATENTS = (6, 21, 36, 51)
 OBJ_KINE_LATENTS = (6, 9, 69, 72)
 ROT_STYLES = ("6d", "axisang")
+POSE_SOURCES = ("network", "ground_truth")
 
 
 @dataclass
@@ -166,6 +167,10 @@ class GSDFArgs(GFArgs):
         with_add_feats: append depth (1) and view direction (3) to the sampled features.
         neck_channels, neck_stages, heatmap_depth, depth_dim: object-centre heatmap branch.
         obj_rot, rot_style, obj_center_weight, corner_weight: see :class:`AlignSDFArgs`.
+        pose_source: where the hand joints of the kinematic embeddings come from: ``network``
+            (the frozen pose network, the method) or ``ground_truth`` (the annotated joints, in
+            training and at test: an oracle that measures what a perfect pose network would
+            give; its numbers are not a result of the method).
     """
 
     hand_encode_style: str = "kine"
@@ -183,6 +188,7 @@ class GSDFArgs(GFArgs):
     rot_style: str = "6d"
     obj_center_weight: float = 0.5
     corner_weight: float = 0.5
+    pose_source: str = "network"
 
 
 @dataclass

@@ -69,11 +69,19 @@ class GSDF(SDFModel, ObjectPoseBranch):
                 or (a.obj_branch and a.obj_encode_style == "kine"
                     and a.obj_point_latent in (9, 72)))
 
-    def hand_pose(self, image: torch.Tensor, state: State) -> None:
+    def hand_pose(self, image: torch.Tensor, state: State,
+                  batch: Mapping[str, Any] | None = None) -> None:
         """Frozen pose network (+ IK) on ``image`` (B, 3, H, W): fills ``joints`` and
-        ``hand_frames`` of ``state``."""
-        with torch.no_grad():
-            joints = self.pose_net.predict_joints(image, state["wrist"], state["cam_intr"])
+        ``hand_frames`` of ``state``. With ``pose_source: ground_truth`` the joints are the
+        annotated ``batch["hand_joints_3d"]`` instead (an oracle, for ablations only)."""
+        if self.args.pose_source == "ground_truth":
+            if batch is None or "hand_joints_3d" not in batch:
+                raise ValueError("model_args 'pose_source: ground_truth' needs the annotated "
+                                 "joints 'hand_joints_3d' in every batch, test batches included")
+            joints = batch["hand_joints_3d"].to(image.dtype)
+        else:
+            with torch.no_grad():
+                joints = self.pose_net.predict_joints(image, state["wrist"], state["cam_intr"])
         state["joints"] = joints
         if self.needs_frames:
             state["hand_frames"] = ik_frames(self.ik_layer, joints)
@@ -81,7 +89,7 @@ class GSDF(SDFModel, ObjectPoseBranch):
     def encode(self, batch: Mapping[str, Any]) -> State:
         state = base_state(batch)
         image = batch["image"]
-        self.hand_pose(image, state)
+        self.hand_pose(image, state, batch)
         feat = self.backbone(image)
         state["feat_map"] = self.pixel_neck(feat)  # (B, pixel_channels, H/16, W/16)
         self.object_pose(feat, state, batch)

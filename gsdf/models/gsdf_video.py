@@ -61,7 +61,7 @@ class GSDFVideo(GSDF):
         b, t = image.shape[:2]
         mid = middle_frame(batch)
         state = base_state(mid)
-        self.hand_pose(mid["image"], state)
+        self.hand_pose(mid["image"], state, mid)
         feat = self.backbone(image.flatten(0, 1))  # (B T, C, h, w)
         maps = self.pixel_neck(feat).unflatten(0, (b, t))  # (B, T, C', 2h, 2w)
         state["feat_map"] = self.transformer(maps)[:, t // 2]

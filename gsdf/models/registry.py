@@ -74,6 +74,7 @@ def validate_args(name: str, args: Any) -> None:
         raise ConfigError(f"model_args 'mano_ncomps' = {args.mano_ncomps!r}; allowed values: "
                           f"1..45")
     if isinstance(args, A.GSDFArgs):
+        _check_choice("pose_source", args.pose_source, A.POSE_SOURCES)
         validate_args("pose", args.pose)
     if isinstance(args, A.GSDFVideoArgs):
         if args.num_frames < 1 or args.num_frames % 2 == 0:

@@ -102,6 +102,27 @@ def test_gsdf_pose_network_is_frozen_and_used():
     assert count_parameters(model, trainable_only=True) < count_parameters(model)
 
 
+@pytest.mark.parametrize("name", ["gsdf", "gsdf_video"])
+def test_gsdf_ground_truth_pose_source_is_an_oracle(name):
+    model = build_small(name, pose_source="ground_truth").eval()
+    batch = _batch(name)
+    state = model.encode(batch)
+    joints = batch["hand_joints_3d"]
+    if name == "gsdf_video":
+        joints = joints[:, joints.shape[1] // 2]  # the middle frame
+    torch.testing.assert_close(state["joints"], joints)
+    from gsdf.models.hand_model import ik_frames
+
+    # the frames are the IK of the annotated joints, as they are of the network's otherwise
+    torch.testing.assert_close(state["hand_frames"], ik_frames(model.ik_layer, joints))
+    model(batch, 0)["loss"].backward()
+    del batch["hand_joints_3d"]
+    with pytest.raises(ValueError, match="pose_source"):
+        model.encode(batch)
+    with pytest.raises(ConfigError, match="allowed values"):
+        build_small(name, pose_source="magic")
+
+
 def test_gsdf_checkpoint_round_trip(tmp_path):
     pose = build_model("pose", SMALL_POSE)
     path = tmp_path / "pose.pt"
