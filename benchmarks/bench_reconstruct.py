@@ -138,10 +138,13 @@ def run(args: argparse.Namespace) -> dict:
         model, data = DecoderProxy(), ProxyDataset(args.samples)
         what = "real 5x512 decoder (random weights), analytic hand-object field"
     ids = list(data.ids)[:args.samples]
-    out: dict = {"model": what, "threads": args.threads, "modes": {}}
+    out: dict = {"model": what, "threads": args.threads, "modes": {},
+                 "lipschitz": args.lipschitz or ReconstructConfig().lipschitz}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, n in (("coarse_to_fine", len(ids)), ("dense", args.dense_samples)):
             cfg = dataclasses.replace(ReconstructConfig(), mode=mode)
+            if args.lipschitz is not None:
+                cfg = dataclasses.replace(cfg, lipschitz=args.lipschitz)
             root = Path(tmp) / mode
             start = time.perf_counter()
             man = reconstruct_samples(model, data, ids[:n], Layout(root), "bench", "synth", cfg)
@@ -190,6 +193,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="samples in coarse-to-fine mode")
     parser.add_argument("--dense-samples", type=int, default=1, help="samples in dense mode")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--lipschitz", type=float, default=None,
+                        help="reconstruct.lipschitz of the coarse-to-fine mode (default: "
+                             f"{ReconstructConfig().lipschitz}); below 1 trusts the learned "
+                             "field more than a distance, so compare the Chamfer columns")
     args = parser.parse_args()
     result = run(args)
     result["modes"] = {k: {kk: vv for kk, vv in v.items() if kk != "root"}
