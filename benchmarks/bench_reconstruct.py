@@ -10,6 +10,10 @@ Two setups:
   trained model; with ``--split-dir results/datasets/{dataset}/test`` the hand and object
   Chamfer distances to the ground truth (the evaluate protocol) of both modes are compared.
 
+``--refine lipschitz sign`` runs both coarse-to-fine refinement rules; every ratio compares the
+samples meshed in dense mode (the first ``--dense-samples``) with the same samples in
+coarse-to-fine mode.
+
 Usage::
 
     python benchmarks/bench_reconstruct.py --samples 2 --dense-samples 1 --threads 1
@@ -138,50 +142,74 @@ def run(args: argparse.Namespace) -> dict:
         model, data = DecoderProxy(), ProxyDataset(args.samples)
         what = "real 5x512 decoder (random weights), analytic hand-object field"
     ids = list(data.ids)[:args.samples]
-    out: dict = {"model": what, "threads": args.threads, "modes": {},
-                 "lipschitz": args.lipschitz or ReconstructConfig().lipschitz}
+    lipschitz = args.lipschitz or ReconstructConfig().lipschitz
+    out: dict = {"model": what, "threads": args.threads, "modes": {}, "lipschitz": lipschitz}
+    # Every mode meshes the same samples: the coarse-to-fine rules all `--samples`, dense the
+    # first `--dense-samples`; ratios and Chamfer comparisons use those common samples.
+    runs = [(f"coarse_to_fine/{r}", dataclasses.replace(
+        ReconstructConfig(), mode="coarse_to_fine", lipschitz=lipschitz, refine=r), len(ids))
+        for r in args.refine]
+    runs.append(("dense", dataclasses.replace(ReconstructConfig(), mode="dense"),
+                 args.dense_samples))
+    common = ids[:args.dense_samples]
+    dataset_name = Path(args.split_dir).parts[-2] if args.split_dir else "synth"
     with tempfile.TemporaryDirectory() as tmp:
-        for mode, n in (("coarse_to_fine", len(ids)), ("dense", args.dense_samples)):
-            cfg = dataclasses.replace(ReconstructConfig(), mode=mode)
-            if args.lipschitz is not None:
-                cfg = dataclasses.replace(cfg, lipschitz=args.lipschitz)
-            root = Path(tmp) / mode
+        for name, cfg, n in runs:
+            root = Path(tmp) / name.replace("/", "_")
             start = time.perf_counter()
             man = reconstruct_samples(model, data, ids[:n], Layout(root), "bench", "synth", cfg)
             seconds = (time.perf_counter() - start) / max(n, 1)
-            out["modes"][mode] = {"samples": n, "seconds_per_sample": round(seconds, 2),
-                                  "queries_per_sample": man["total_queries"] // max(n, 1)}
+            per_field: dict = {}
+            for stat in man["stats"].values():
+                for field, q in stat["queries"].items():
+                    per_field[field] = per_field.get(field, 0) + q
+            row = {"samples": n, "seconds_per_sample": round(seconds, 2),
+                   "queries_per_sample": man["total_queries"] // max(n, 1),
+                   "queries_per_sample_by_field": {k: v // max(n, 1) for k, v in
+                                                   per_field.items()},
+                   "common_seconds": round(float(sum(man["stats"][i]["seconds"]
+                                                     for i in common)), 3),
+                   "common_queries": int(sum(sum(man["stats"][i]["queries"].values())
+                                             for i in common)),
+                   "no_surface": man["num_no_surface"]}
             if args.split_dir:
                 gt_root = Path(args.split_dir).parents[2]
+                tag = f"bench_{name.replace('/', '_')}"
                 for sid in ids[:n]:
-                    for name in ("mesh_hand", "mesh_obj"):
-                        src = Layout(root).path(name, exp="bench", dataset="synth", id=sid)
-                        dst = Layout(gt_root).path(name, exp=f"bench_{mode}",
-                                                   dataset=Path(args.split_dir).parts[-2], id=sid)
+                    for kind in ("mesh_hand", "mesh_obj"):
+                        src = Layout(root).path(kind, exp="bench", dataset="synth", id=sid)
+                        dst = Layout(gt_root).path(kind, exp=tag, dataset=dataset_name, id=sid)
                         if src.exists():
                             dst.parent.mkdir(parents=True, exist_ok=True)
                             dst.write_bytes(src.read_bytes())
-                out["modes"][mode]["chamfer_cm2"] = _chamfer_to_gt(
-                    gt_root, f"bench_{mode}", Path(args.split_dir).parts[-2], ids[:n])
-            out["modes"][mode]["root"] = str(root)
-            print(json.dumps({mode: out["modes"][mode]}, default=str), flush=True)
-        if not args.split_dir and args.dense_samples:
+                cd = _chamfer_to_gt(gt_root, tag, dataset_name, ids[:n])
+                row["chamfer_cm2"] = cd
+                row["mean_chamfer_common"] = [round(float(np.nanmean(
+                    [cd[i][k] for i in common])), 4) for k in (0, 1)] if common else None
+            row["root"] = str(root)
+            out["modes"][name] = row
+            print(json.dumps({name: {k: v for k, v in row.items() if k != "root"}},
+                             default=str), flush=True)
+        if not args.split_dir and common:
             from gsdf.geometry.mesh_io import load_mesh
 
-            same = []
-            for sid in ids[:args.dense_samples]:
-                for name in ("mesh_hand", "mesh_obj"):
-                    a = load_mesh(Layout(Path(tmp) / "coarse_to_fine").path(
-                        name, exp="bench", dataset="synth", id=sid))
-                    b = load_mesh(Layout(Path(tmp) / "dense").path(
-                        name, exp="bench", dataset="synth", id=sid))
-                    same.append(a.vertices.shape == b.vertices.shape and float(
-                        np.abs(a.vertices - b.vertices).max()) < 1e-6)
-            out["identical_meshes"] = all(same)
-    c2f, dense = out["modes"]["coarse_to_fine"], out["modes"].get("dense", {})
-    if dense.get("samples"):
-        out["query_ratio"] = round(dense["queries_per_sample"] / c2f["queries_per_sample"], 1)
-        out["time_ratio"] = round(dense["seconds_per_sample"] / c2f["seconds_per_sample"], 1)
+            for name, _, _ in runs[:-1]:
+                same = []
+                for sid in common:
+                    for kind in ("mesh_hand", "mesh_obj"):
+                        a = load_mesh(Layout(Path(out["modes"][name]["root"])).path(
+                            kind, exp="bench", dataset="synth", id=sid))
+                        b = load_mesh(Layout(Path(out["modes"]["dense"]["root"])).path(
+                            kind, exp="bench", dataset="synth", id=sid))
+                        same.append(a.vertices.shape == b.vertices.shape and float(
+                            np.abs(a.vertices - b.vertices).max()) < 1e-6)
+                out["modes"][name]["identical_meshes"] = all(same)
+    dense = out["modes"]["dense"]
+    if common:
+        for name, _, _ in runs[:-1]:
+            row = out["modes"][name]
+            row["query_ratio"] = round(dense["common_queries"] / row["common_queries"], 1)
+            row["time_ratio"] = round(dense["common_seconds"] / row["common_seconds"], 1)
     return out
 
 
@@ -197,6 +225,10 @@ def main() -> None:
                         help="reconstruct.lipschitz of the coarse-to-fine mode (default: "
                              f"{ReconstructConfig().lipschitz}); below 1 trusts the learned "
                              "field more than a distance, so compare the Chamfer columns")
+    parser.add_argument("--refine", nargs="+", default=["lipschitz"],
+                        choices=["lipschitz", "sign"],
+                        help="coarse-to-fine refinement rule(s), each run side by side with "
+                             "dense on the same samples")
     args = parser.parse_args()
     result = run(args)
     result["modes"] = {k: {kk: vv for kk, vv in v.items() if kk != "root"}

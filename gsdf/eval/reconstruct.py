@@ -40,6 +40,9 @@ class ReconstructConfig:
         lipschitz: assumed Lipschitz constant of the learned fields (safety margin >= 1).
         coarse_stride: first coarse-to-fine block size, voxels (power of 2).
         point_batch_size: points per decoder call.
+        refine: coarse-to-fine refinement rule, ``lipschitz`` (certified) or ``sign``
+            (follow sign changes, for learned fields flat near zero; see
+            :mod:`gsdf.geometry.meshing`).
     """
 
     mode: str = "coarse_to_fine"
@@ -48,11 +51,12 @@ class ReconstructConfig:
     lipschitz: float = 1.4
     coarse_stride: int = 8
     point_batch_size: int = 65536
+    refine: str = "lipschitz"
 
     def meshing(self) -> MeshingConfig:
         return MeshingConfig(mode=self.mode, resolution=self.resolution, fit_cube=self.fit_cube,
                              lipschitz=self.lipschitz, coarse_stride=self.coarse_stride,
-                             batch_size=self.point_batch_size)
+                             batch_size=self.point_batch_size, refine=self.refine)
 
 
 def _first(x: Any) -> Any:

@@ -25,6 +25,15 @@ same mesh as on the dense grid while querying only a fraction of its nodes:
   corners are exact and every other node has its true sign, so it outputs the same vertices and
   faces as on the dense grid.
 
+With ``refine="sign"`` (opt-in, the Multiresolution IsoSurface Extraction of Occupancy Networks,
+Mescheder et al. CVPR 2019) a block is refined when its 9 node signs differ or a neighbouring
+block of the same level (26-neighbourhood) has differing signs, and the last level evaluates all
+27 nodes of each refined block; no Lipschitz bound is assumed. This is not certified (a surface
+detail thinner than a block that passes between the nodes of a block and of its neighbours is
+lost), but a learned field whose values stay close to zero over a wide band around its surface
+(a briefly trained decoder: small values, small gradient) can prove nothing under the
+Lipschitz rule and is queried there almost densely; the sign rule only follows sign changes.
+
 The first (``[-1, 1]^3``) grid only serves the bounding box of its inside nodes, so there
 (``signs_only``) blocks lying inside the box found so far are not refined and no exact values
 are needed. The clamp of the fields bounds the gain: a saturated value only certifies a radius
@@ -51,6 +60,7 @@ QueryFn = Callable[[np.ndarray], np.ndarray]
 """``query_fn(points (K, 3) float64 hand frame) -> (K,) signed distances``."""
 
 Mode = Literal["coarse_to_fine", "dense"]
+Refine = Literal["lipschitz", "sign"]
 
 # Offsets of the 8 corners of a unit cell, (8, 3).
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), dtype=np.int64)
@@ -112,6 +122,9 @@ class MeshingConfig:
         lipschitz: assumed Lipschitz constant of the field (>= 1; margin for learned fields).
         coarse_stride: block size of the first coarse-to-fine level, voxels (power of 2).
         batch_size: maximum number of points per query call.
+        refine: which blocks coarse-to-fine refines: ``lipschitz`` (certified, same mesh as
+            dense for a ``lipschitz``-Lipschitz field) or ``sign`` (blocks with a sign change
+            and their neighbours; see the module docstring).
     """
 
     mode: Mode = "coarse_to_fine"
@@ -120,6 +133,7 @@ class MeshingConfig:
     lipschitz: float = 1.5
     coarse_stride: int = 8
     batch_size: int = 65536
+    refine: Refine = "lipschitz"
 
     def __post_init__(self):
         if self.mode not in ("coarse_to_fine", "dense"):
@@ -132,6 +146,8 @@ class MeshingConfig:
             raise ValueError(f"lipschitz must be > 0, got {self.lipschitz}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.refine not in ("lipschitz", "sign"):
+            raise ValueError(f"refine must be lipschitz or sign, got {self.refine!r}")
 
 
 def _query_batched(query_fn: QueryFn, points: np.ndarray, batch_size: int) -> np.ndarray:
@@ -173,9 +189,47 @@ def _unique(lin: np.ndarray, size: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _follow_surface(cells: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray],
+                    values: np.ndarray, known: np.ndarray, node_sign: np.ndarray, n: int,
+                    m: int) -> None:
+    """Evaluate the corners of every cell the zero level set crosses that is connected to
+    ``cells``: a cell whose corner signs (exact where evaluated, else ``node_sign``) differ
+    gets its 8 corners evaluated, then its 26 neighbours are examined, until no new cell
+    changes sign. Works in place on ``values`` / ``known`` (through ``evaluate``). Cells with
+    a corner of unknown sign (inside the box of ``signs_only`` mode, never refined) are left.
+
+    Args:
+        cells: (C, 3) lower-corner node indices of the cells to start from.
+        evaluate: queries the unknown nodes of linear indices.
+        values, known, node_sign: (m^3,) padded-grid arrays of the caller.
+        n: grid nodes per axis; cells have lower corners in ``[0, n - 2]``.
+        m: padded nodes per axis.
+    """
+    strides = np.array([m * m, m, 1], dtype=np.int64)
+    corners = _CORNERS @ strides  # (8,) linear offsets of a cell's corners
+    neighbours = _offsets(2) - 1  # (27, 3)
+    done = np.zeros(m ** 3, dtype=bool)
+    frontier = _unique(cells @ strides, m ** 3)
+    while len(frontier):
+        cell_lin = frontier[:, None] + corners  # (K, 8)
+        sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
+        unsigned = (~known[cell_lin] & (node_sign[cell_lin] == 0)).any(1)
+        mixed = ~((sign > 0).all(1) | (sign < 0).all(1)) & ~unsigned
+        done[frontier] = True
+        frontier = frontier[mixed]
+        if not len(frontier):
+            break
+        evaluate(frontier[:, None] + corners)
+        index = np.stack(np.unravel_index(frontier, (m, m, m)), -1)
+        nb = (index[:, None, :] + neighbours).reshape(-1, 3)  # (27K, 3)
+        nb = nb[((nb >= 0) & (nb <= n - 2)).all(1)]
+        frontier = _unique(nb @ strides, m ** 3)
+        frontier = frontier[~done[frontier]]
+
+
 def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 1.5,
                           coarse_stride: int = 8, batch_size: int = 65536,
-                          signs_only: bool = False) -> SampledGrid:
+                          signs_only: bool = False, refine: Refine = "lipschitz") -> SampledGrid:
     """Evaluate the field only where the zero level set may pass (see the module docstring).
 
     Args:
@@ -187,12 +241,15 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
         signs_only: only the bounding box of the inside nodes is needed (the reference's first
             grid): blocks that cannot move that box are not refined and no exact values are
             computed; the returned values are then only good for :func:`fitted_cube`.
+        refine: ``lipschitz`` (certified) or ``sign`` (follow sign changes; module docstring).
 
     Returns:
         with ``signs_only=False``, a grid on which marching cubes gives the dense grid's mesh,
         provided the field is ``lipschitz``-Lipschitz.
     """
     n = spec.resolution
+    if refine not in ("lipschitz", "sign"):
+        raise ValueError(f"refine must be lipschitz or sign, got {refine!r}")
     if coarse_stride < 2:
         return sample_dense(query_fn, spec, batch_size)
     stride = coarse_stride
@@ -242,8 +299,11 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
         # node farther than the block diagonal also proves the block has no crossing.
         cover = lipschitz * COVER_RADIUS * stride * h
         diagonal = lipschitz * math.sqrt(3.0) * stride * h
-        ok = (positive | negative) & (
-            (np.abs(vals).min(1) > cover) | (np.abs(vals).max(1) > diagonal))
+        if refine == "sign":
+            ok = positive | negative
+        else:
+            ok = (positive | negative) & (
+                (np.abs(vals).min(1) > cover) | (np.abs(vals).max(1) > diagonal))
         if ok.any():
             certified.append((blocks[ok], stride, np.where(positive[ok], 1.0, -1.0)))
         rest = blocks[~ok]
@@ -261,45 +321,56 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
         stride //= 2
         blocks = (rest[:, None, :] + stride * _CORNERS).reshape(-1, 3)
 
-    # Last level: the 27 nodes of each uncertified 2-voxel block. A node's sign is proven by a
-    # neighbour c with |f(c)| > L * distance; nodes without a proof are evaluated; the cells
-    # whose corner signs differ (the only ones marching cubes draws) get exact corners.
-    if len(final):
-        lin = _unique((final[:, None, :] + _offsets(2)) @ strides, m ** 3)
-        unknown = lin[~known[lin]]
-        index = np.stack(np.unravel_index(unknown, (m, m, m)), -1)
-        proven = np.zeros(len(unknown), dtype=np.float64)
-        for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
-            nb = index + offset
-            valid = ((nb >= 0) & (nb < m)).all(1)
-            nb_lin = np.where(valid, nb @ strides, 0)
-            v = values[nb_lin]
-            good = valid & known[nb_lin] & (np.abs(v) > lipschitz * dist * h) & (proven == 0)
-            proven[good] = np.sign(v[good])
-        node_sign[unknown] = proven
-        evaluate(unknown[proven == 0])
-        if signs_only:
-            inside = np.stack(np.unravel_index(lin[values[lin] * known[lin] + node_sign[lin] < 0],
-                                               (m, m, m)), -1)
-            grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
-        else:
-            cells = (final[:, None, :] + _offsets(1)).reshape(-1, 3)  # (8K, 3) lower corners
-            cells = cells[(cells < n - 1).all(1)]
-            cell_lin = (cells[:, None, :] + _CORNERS) @ strides  # (C, 8)
-            sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
-            mixed = ~((sign > 0).all(1) | (sign < 0).all(1))
-            evaluate(cell_lin[mixed])
-
-    # Fill the nodes never evaluated with their proven sign (certified block or neighbour).
-    fill = float(np.abs(values[known]).max()) if known.any() else 1.0
-    fill = fill if fill > 0 else 1.0
-    signs = node_sign
+    # Signs of the nodes of certified blocks (proven, or assumed under the sign rule).
     for cert_blocks, cert_stride, cert_signs in certified:
         offsets = _offsets(cert_stride)
         for start in range(0, len(cert_blocks), 4096):
             chunk = cert_blocks[start:start + 4096]
             lin = (chunk[:, None, :] + offsets) @ strides  # (k, (s+1)^3)
-            signs[lin] = np.broadcast_to(cert_signs[start:start + 4096, None], lin.shape)
+            node_sign[lin] = np.broadcast_to(cert_signs[start:start + 4096, None], lin.shape)
+
+    # Last level: the 27 nodes of each uncertified 2-voxel block. A node's sign is proven by a
+    # neighbour c with |f(c)| > L * distance (Lipschitz rule only); nodes without a proof are
+    # evaluated; the cells whose corner signs differ (the only ones marching cubes draws) get
+    # exact corners.
+    if len(final):
+        lin = _unique((final[:, None, :] + _offsets(2)) @ strides, m ** 3)
+        unknown = lin[~known[lin]]
+        index = np.stack(np.unravel_index(unknown, (m, m, m)), -1)
+        proven = np.zeros(len(unknown), dtype=np.float64)
+        if refine == "lipschitz":
+            for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
+                nb = index + offset
+                valid = ((nb >= 0) & (nb < m)).all(1)
+                nb_lin = np.where(valid, nb @ strides, 0)
+                v = values[nb_lin]
+                good = (valid & known[nb_lin] & (np.abs(v) > lipschitz * dist * h)
+                        & (proven == 0))
+                proven[good] = np.sign(v[good])
+        node_sign[unknown] = proven
+        evaluate(unknown[proven == 0])
+        cells = (final[:, None, :] + _offsets(1)).reshape(-1, 3)  # (8K, 3) lower corners
+        cells = cells[(cells < n - 1).all(1)]
+        if refine == "sign":
+            # Follow the surface from the cells of the final blocks, across block borders.
+            _follow_surface(cells, evaluate, values, known, node_sign, n, m)
+        elif signs_only:
+            inside = np.stack(np.unravel_index(lin[values[lin] * known[lin] + node_sign[lin] < 0],
+                                               (m, m, m)), -1)
+            grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
+        else:
+            cell_lin = (cells[:, None, :] + _CORNERS) @ strides  # (C, 8)
+            sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
+            mixed = ~((sign > 0).all(1) | (sign < 0).all(1))
+            evaluate(cell_lin[mixed])
+    if signs_only and refine == "sign":
+        inside = np.stack(np.unravel_index(np.flatnonzero(known & (values < 0)), (m, m, m)), -1)
+        grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
+
+    # Fill the nodes never evaluated with their sign (certified block or neighbour).
+    fill = float(np.abs(values[known]).max()) if known.any() else 1.0
+    fill = fill if fill > 0 else 1.0
+    signs = node_sign
     values = np.where(known, values, signs * fill).reshape(m, m, m)[:n, :n, :n]
     exact = known.reshape(m, m, m)[:n, :n, :n]
     if not signs_only and not np.all(exact | (values != 0)):
@@ -314,7 +385,7 @@ def sample_grid(query_fn: QueryFn, spec: GridSpec, config: MeshingConfig,
     if config.mode == "dense":
         return sample_dense(query_fn, spec, config.batch_size)
     return sample_coarse_to_fine(query_fn, spec, config.lipschitz, config.coarse_stride,
-                                 config.batch_size, signs_only)
+                                 config.batch_size, signs_only, config.refine)
 
 
 def fitted_cube(grids: list[SampledGrid], resolution: int) -> GridSpec | None:

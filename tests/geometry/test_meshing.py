@@ -75,6 +75,53 @@ def test_clamped_field_with_margin_gives_the_dense_mesh(name):
     assert c2f.num_queries["f"] <= dense.num_queries["f"] / 10
 
 
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_sign_refinement_gives_the_dense_mesh_on_analytic_fields(name):
+    """The opt-in sign rule (no Lipschitz bound) still finds every surface of these shapes,
+    the thin finger included, clamped like the networks' target."""
+    def field(p):
+        return np.clip(SHAPES[name](p), -0.05, 0.05)
+
+    dense = mesh_fields({"f": field}, MeshingConfig(mode="dense"))
+    c2f = mesh_fields({"f": field}, MeshingConfig(refine="sign"))
+    _assert_same_mesh(dense.meshes["f"], c2f.meshes["f"])
+    assert c2f.num_queries["f"] <= dense.num_queries["f"] / 10
+
+
+def test_sign_refinement_follows_a_flat_field_the_lipschitz_rule_cannot_prune():
+    """A learned field that stays near zero (here a sphere's distance times 0.02, |f| < 0.01
+    over most of the cube) proves nothing under the Lipschitz rule; the sign rule gives the
+    same mesh with several times fewer queries."""
+    def flat(p):
+        return 0.02 * sphere(p)
+
+    dense = mesh_fields({"f": flat}, MeshingConfig(mode="dense"))
+    lip = mesh_fields({"f": flat}, MeshingConfig(lipschitz=1.4))
+    sign = mesh_fields({"f": flat}, MeshingConfig(refine="sign"))
+    _assert_same_mesh(dense.meshes["f"], lip.meshes["f"])
+    _assert_same_mesh(dense.meshes["f"], sign.meshes["f"])
+    assert sign.num_queries["f"] * 3 < lip.num_queries["f"]
+
+
+def test_sign_refinement_is_not_certified_a_blob_between_coarse_nodes_is_lost():
+    """What the sign rule gives up: a surface no coarse node sees. The Lipschitz rule finds it."""
+    h8 = 8 * 2.0 / 127  # stride-8 block side of the first grid
+    centre = np.full(3, -1.0 + 5 * h8 + 0.2 * h8)  # off the block's corners and centre
+
+    def blob(p):
+        return np.clip(np.linalg.norm(p - centre, axis=1) - 0.02, -0.05, 0.05)
+
+    assert mesh_fields({"f": blob}, MeshingConfig(refine="sign")).meshes["f"] is None
+    dense = mesh_fields({"f": blob}, MeshingConfig(mode="dense"))
+    _assert_same_mesh(dense.meshes["f"],
+                      mesh_fields({"f": blob}, MeshingConfig(lipschitz=1.0)).meshes["f"])
+
+
+def test_refine_rule_is_validated():
+    with pytest.raises(ValueError, match="refine"):
+        MeshingConfig(refine="fast")
+
+
 def test_two_fields_share_the_reference_fitted_cube():
     fields = {"hand": capsule, "obj": lambda p: sphere(p, (0.2, 0.0, 0.0), 0.15)}
     res = mesh_fields(fields, MeshingConfig(mode="coarse_to_fine", lipschitz=1.0))
