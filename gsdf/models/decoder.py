@@ -18,6 +18,20 @@ from torch.nn.utils.parametrizations import weight_norm
 from gsdf.models.args import DecoderArgs
 
 
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with the same semantics as ``F.dropout`` (zero with probability ``p``,
+    scale the rest by ``1 / (1 - p)``), with the mask drawn by ``torch.rand_like``: on CPU,
+    ``F.dropout``'s ``bernoulli_`` was ~2x slower for the decoders' (B * N, 512) activations and
+    12% of a decoder-heavy training step (benchmarks/bench_train.py). Same RNG stream (the
+    global generator), so seeded runs stay reproducible.
+    """
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
 class SDFDecoder(nn.Module):
     """DeepSDF MLP.
 
@@ -69,5 +83,5 @@ class SDFDecoder(nn.Module):
             if i < last:
                 h = F.relu(h)
                 if i in self.dropout_layers:
-                    h = F.dropout(h, p=self.dropout_prob, training=self.training)
+                    h = fast_dropout(h, self.dropout_prob, self.training)
         return torch.tanh(h[..., 0]), parts

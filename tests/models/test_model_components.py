@@ -324,3 +324,22 @@ def test_hand_ordinal_loss_is_zero_for_the_truth_and_positive_when_mirrored():
     mirrored = joints * torch.tensor([1.0, 1.0, -1.0]) + torch.tensor([0.0, 0.0, 1.0])
     torch.manual_seed(0)
     assert loss(mirrored + 1e-3 * torch.randn(joints.shape, generator=gen), joints).item() > 0
+
+
+def test_fast_dropout_matches_inverted_dropout_semantics():
+    from gsdf.models.decoder import fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    y = fast_dropout(x, 0.2, True)
+    zero = (y == 0).float().mean().item()
+    assert abs(zero - 0.2) < 0.005  # ~0.0009 standard deviation
+    assert torch.allclose(y[y != 0], torch.tensor(1.25))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
+    assert fast_dropout(x, 0.2, False) is x and fast_dropout(x, 0.0, True) is x
+    assert torch.equal(fast_dropout(x, 1.0, True), torch.zeros_like(x))
+    torch.manual_seed(3)
+    a = fast_dropout(x, 0.5, True)
+    torch.manual_seed(3)
+    assert torch.equal(a, fast_dropout(x, 0.5, True))  # the global generator: seeded runs repeat
