@@ -20,6 +20,7 @@ HAND_KINE_LATENTS = (6, 21, 36, 51)
 OBJ_KINE_LATENTS = (6, 9, 69, 72)
 ROT_STYLES = ("6d", "axisang")
 POSE_SOURCES = ("network", "ground_truth")
+SDF_LOSSES = ("clamped", "band")
 
 
 @dataclass
@@ -94,6 +95,10 @@ class GFArgs:
         hand_cls: add the 6-class hand-part head to the hand decoder.
         decoder: :class:`DecoderArgs`.
         clamp_dist: SDF clamp, hand-frame units (0.05).
+        sdf_loss: ``clamped`` (the reference's DeepSDF loss, ``|clamp(pred) - clamp(target)|``:
+            a prediction beyond the clamp gets no gradient) | ``band`` (the same value while the
+            prediction is inside the band, and a gradient back into it when it is not, see
+            :func:`gsdf.models.losses.masked_l1`).
         sdf_add_epoch: before this epoch each decoder is trained only on its own shape's samples
             (hand decoder on the first N/2 points, object decoder on the last N/2); from it on,
             both decoders see all points and the part loss is switched on (reference mask
@@ -114,6 +119,7 @@ class GFArgs:
     hand_cls: bool = False
     decoder: DecoderArgs = field(default_factory=DecoderArgs)
     clamp_dist: float = 0.05
+    sdf_loss: str = "clamped"
     sdf_add_epoch: int = 1201
     hand_sdf_weight: float = 0.5
     obj_sdf_weight: float = 0.5

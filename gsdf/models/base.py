@@ -229,7 +229,7 @@ class SDFModel(nn.Module):
         if self.hand_decoder is not None:
             sdf, parts = self.decode(state, points, "hand", feats)
             losses["hand_sdf"] = a.hand_sdf_weight * masked_l1(
-                sdf, tgt["sdf_hand"].to(sdf.dtype), mask_hand, a.clamp_dist)
+                sdf, tgt["sdf_hand"].to(sdf.dtype), mask_hand, a.clamp_dist, a.sdf_loss)
             if parts is not None:
                 labels = tgt["hand_part"].reshape(-1).long()  # -1 = ignore
                 ce = nn.functional.cross_entropy(parts.reshape(b * n, -1), labels,
@@ -240,7 +240,7 @@ class SDFModel(nn.Module):
         if self.obj_decoder is not None:
             sdf, _ = self.decode(state, points, "obj", feats)
             losses["obj_sdf"] = a.obj_sdf_weight * masked_l1(
-                sdf, tgt["sdf_obj"].to(sdf.dtype), mask_obj, a.clamp_dist)
+                sdf, tgt["sdf_obj"].to(sdf.dtype), mask_obj, a.clamp_dist, a.sdf_loss)
         losses.update(self.pose_losses(state, tgt))
         losses["loss"] = sum(losses.values())
         return losses

@@ -1,7 +1,7 @@
 """Loss functions shared by the models.
 
-* :func:`sdf_masks` and :func:`masked_l1`: the reference's clamped L1 SDF loss with the
-  ``sdf_add_epoch`` mask schedule.
+* :func:`sdf_masks` and :func:`masked_l1`: the reference's clamped L1 SDF loss (or its
+  dead-zone-free ``band`` variant) with the ``sdf_add_epoch`` mask schedule.
 * :class:`HandOrdinalLoss`: the hand ordinal loss of the pose network (joint-pair and bone-pair
   depth orderings seen from random virtual views; reference ``common/loss/ordinal_loss.py``).
 """
@@ -37,13 +37,32 @@ def sdf_masks(batch_size: int, num_points: int, both_branches: bool, epoch: int,
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-              clamp: float) -> torch.Tensor:
-    """Mean of ``|clamp(pred) - clamp(target)|`` over the masked entries (DeepSDF Eq. 9).
+              clamp: float, style: str = "clamped") -> torch.Tensor:
+    """Clamped L1 SDF loss, mean over the masked entries.
 
-    Args: pred, target, mask: (B, N) (hand-frame units); clamp: clamp distance.
+    ``clamped`` is DeepSDF's Eq. 9, ``|clamp(pred) - clamp(target)|`` (the reference). Its
+    gradient is zero wherever the prediction is beyond the clamp, whatever the target: a decoder
+    that drifts above ``+clamp`` over a region where the truth is inside the band stays there
+    (an object field positive everywhere, a decoder collapsed to a constant).
+
+    ``band`` (DualSDF's corrected clamped L1, Hao et al. CVPR 2020) keeps the same "do not care
+    beyond the clamp" meaning but has no dead zone: ``|pred - target|`` where the target is inside
+    the band, ``max(clamp - pred, 0)`` where it is beyond ``+clamp`` and ``max(pred + clamp, 0)``
+    where it is beyond ``-clamp``. It equals ``clamped`` whenever the prediction is inside the
+    band and is never smaller.
+
+    Args: pred, target, mask: (B, N) (hand-frame units); clamp: clamp distance; style:
+        ``clamped`` | ``band``.
     Returns: scalar.
     """
-    diff = (pred.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs()
+    if style == "clamped":
+        diff = (pred.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs()
+    elif style == "band":
+        diff = torch.where(target >= clamp, (clamp - pred).clamp_min(0.0),
+                           torch.where(target <= -clamp, (pred + clamp).clamp_min(0.0),
+                                       (pred - target).abs()))
+    else:
+        raise ValueError(f"SDF loss style {style!r}; allowed values: ['clamped', 'band']")
     return (diff * mask).sum() / mask.sum().clamp_min(1.0)
 
 

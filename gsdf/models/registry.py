@@ -49,6 +49,7 @@ def validate_args(name: str, args: Any) -> None:
     if not (args.hand_branch or args.obj_branch):
         raise ConfigError("model_args: 'hand_branch' and 'obj_branch' are both false; enable at "
                           "least one")
+    _check_choice("sdf_loss", args.sdf_loss, A.SDF_LOSSES)
     for branch, kine in (("hand", A.HAND_KINE_LATENTS), ("obj", A.OBJ_KINE_LATENTS)):
         style = getattr(args, f"{branch}_encode_style")
         latent = getattr(args, f"{branch}_point_latent")

@@ -315,6 +315,51 @@ def test_sdf_mask_schedule_and_clamped_l1():
     assert masked_l1(pred, gt, mask, 0.05).item() == pytest.approx(0.03)
 
 
+def test_band_l1_equals_clamped_inside_the_band_and_has_no_dead_zone():
+    gen = torch.Generator().manual_seed(0)
+    target = (torch.rand(4, 64, generator=gen) - 0.5) * 0.3  # inside and beyond +-0.05
+    mask = torch.ones_like(target)
+    inside = (torch.rand(4, 64, generator=gen) - 0.5) * 0.1  # predictions within the band
+    torch.testing.assert_close(masked_l1(inside, target, mask, 0.05, "band"),
+                               masked_l1(inside, target, mask, 0.05, "clamped"))
+    # beyond the band: never smaller than the reference's value
+    outside = (torch.rand(4, 64, generator=gen) - 0.5) * 0.6
+    assert (masked_l1(outside, target, mask, 0.05, "band")
+            >= masked_l1(outside, target, mask, 0.05, "clamped"))
+    # a prediction above +clamp where the truth is on the surface: no gradient from the
+    # reference's loss, a gradient towards the surface from band
+    pred = torch.tensor([[0.2, 0.2, 0.2]], requires_grad=True)
+    truth = torch.tensor([[0.0, 0.3, -0.3]])
+    for style, expected in (("clamped", [0.0, 0.0, 0.0]), ("band", [1 / 3, 0.0, 1 / 3])):
+        pred.grad = None
+        masked_l1(pred, truth, torch.ones_like(truth), 0.05, style).backward()
+        assert pred.grad[0].tolist() == pytest.approx(expected)
+    # both beyond +clamp: no loss either way
+    assert masked_l1(torch.tensor([[0.2]]), torch.tensor([[0.3]]), torch.ones(1, 1), 0.05,
+                     "band").item() == 0.0
+    with pytest.raises(ValueError, match="band"):
+        masked_l1(pred, truth, torch.ones_like(truth), 0.05, "huber")
+
+
+def test_band_loss_pulls_back_a_decoder_stuck_above_the_clamp():
+    """A field above +clamp everywhere: the reference loss cannot move it, band can."""
+    points = torch.rand(1, 256, 3) * 2 - 1
+    target = points.norm(dim=-1) - 0.5  # a sphere, crossing zero inside the cube
+    for style, moves in (("clamped", False), ("band", True)):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+        with torch.no_grad():
+            net[2].bias.fill_(0.5)  # stuck: every prediction > +clamp
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for _ in range(200):
+            opt.zero_grad()
+            loss = masked_l1(net(points)[..., 0], target, torch.ones_like(target), 0.05, style)
+            loss.backward()
+            opt.step()
+        crosses = bool((net(points)[..., 0] < 0).any())
+        assert crosses == moves, style
+
+
 def test_hand_ordinal_loss_is_zero_for_the_truth_and_positive_when_mirrored():
     gen = torch.Generator().manual_seed(0)
     _, joints = _hand_frames(2)

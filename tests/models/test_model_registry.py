@@ -171,6 +171,8 @@ def test_bad_input_is_refused_with_key_and_allowed_values(tmp_path):
         build_model("gf", {"sdf_latnt": 3})
     with pytest.raises(ConfigError, match=r"backbone.*allowed values"):
         build_model("pose", {"backbone": "resnet19"})
+    with pytest.raises(ConfigError, match=r"sdf_loss.*allowed values: \['clamped', 'band'\]"):
+        build_model("gf", {"sdf_loss": "huber"})
     with pytest.raises(ConfigError, match=r"hand_branch.*obj_branch"):
         build_model("gf", {"hand_branch": False, "obj_branch": False})
     with pytest.raises(ConfigError, match=r"pose_checkpoint"):
