@@ -11,7 +11,15 @@ around the object mesh (the *object set*) as Grasping Field's ``PreprocessMesh``
   area-weighted surface samples, each perturbed twice with isotropic Gaussian noise of variance
   ``variance`` (0.005) and ``second_variance`` (0.0005), in normalised units (standard deviations
   ``0.071 r`` and ``0.022 r``);
-* the rest uniform in the normalised bounding cube ``[-cube/2, cube/2]^3`` (``cube`` = 2).
+* the rest uniform in the normalised bounding cube ``[-cube/2, cube/2]^3`` (``cube`` = 2);
+* optionally (``recon_cube_fraction`` > 0, not in the reference: 0 by default) that fraction of
+  the points uniform in the **reconstruction cube**, hand-frame ``[-1, 1]^3`` (the wrist
+  +- ``2 / recon_scale`` metres), taken out of the uniform budget. The bounding-sphere points
+  cover only the hand and object's neighbourhood (|p| <= 0.6 in hand-frame units for 99% of
+  them on the synthetic data), while ``reconstruct`` meshes the whole cube; without points out
+  there a decoder's field is unsupervised over most of the cube, and a negative patch there
+  becomes a spurious surface (on the default preset, sheets 60 cm wide that the evaluation's
+  largest-component step kept instead of the object).
 
 Every point gets the signed distance to the hand and to the object, and the part label of the
 nearest hand face. Distances are exact point-to-triangle distances (libigl
@@ -86,6 +94,9 @@ class SampleSDFConfig:
         second_variance: variance of the second (fine) perturbation, normalised units.
         buffer: the normalisation radius is the largest vertex distance times this.
         cube: side of the uniform-sampling cube, normalised units (2 = the sphere's cube).
+        recon_cube_fraction: fraction of the points drawn uniformly in the hand-frame
+            reconstruction cube ``[-1, 1]^3`` instead (0 = the reference); at most
+            ``1 - near_fraction``.
         winding_threshold: a point is inside a mesh where its winding number exceeds this.
         hand_sign: ``winding`` (generalised winding number, robust to self-intersections) or
             ``pseudonormal`` (nearest-feature pseudonormal, ~1.3x faster on the hand, right for
@@ -100,6 +111,7 @@ class SampleSDFConfig:
     second_variance: float = 0.0005
     buffer: float = 1.03
     cube: float = 2.0
+    recon_cube_fraction: float = 0.0
     winding_threshold: float = 0.5
     hand_sign: str = "winding"
     seed: int = 0
@@ -111,6 +123,11 @@ class SampleSDFConfig:
         if not 0.0 <= self.near_fraction <= 1.0:
             raise ValueError(
                 f"sample_sdf.near_fraction must be in [0, 1], got {self.near_fraction}")
+        if not 0.0 <= self.recon_cube_fraction <= 1.0 - self.near_fraction + 1e-9:
+            raise ValueError(
+                f"sample_sdf.recon_cube_fraction must be in [0, 1 - near_fraction = "
+                f"{1.0 - self.near_fraction:g}] (its points come out of the uniform budget), "
+                f"got {self.recon_cube_fraction}")
         if self.hand_sign not in ("winding", "pseudonormal"):
             raise ValueError(f"sample_sdf.hand_sign must be winding or pseudonormal, got "
                              f"{self.hand_sign!r}")
@@ -245,16 +262,28 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
 
 
 def draw_points(mesh: trimesh.Trimesh, center: np.ndarray, radius: float,
-                cfg: SampleSDFConfig, rng: np.random.Generator) -> np.ndarray:
-    """Query points of one set, camera metres: (points_per_mesh, 3) (near, then uniform)."""
+                cfg: SampleSDFConfig, rng: np.random.Generator,
+                wrist: np.ndarray | None = None, half_side: float = 0.0) -> np.ndarray:
+    """Query points of one set, camera metres: (points_per_mesh, 3).
+
+    Near-surface points, then uniform ones in the bounding sphere's cube, then (with
+    ``recon_cube_fraction`` > 0) uniform ones in the cube ``wrist +- half_side``.
+    """
     n_near = int(round(cfg.points_per_mesh * cfg.near_fraction))
     n_surf = n_near // 2
+    n_recon = int(round(cfg.points_per_mesh * cfg.recon_cube_fraction))
+    if n_recon and (wrist is None or not half_side > 0):
+        raise ValueError("recon_cube_fraction > 0 needs the wrist and the cube's half side")
+    n_recon = min(n_recon, cfg.points_per_mesh - 2 * n_surf)
     surf = sample_surface(mesh, n_surf, rng)
     coarse = surf + rng.normal(0.0, np.sqrt(cfg.variance) * radius, surf.shape)
     fine = surf + rng.normal(0.0, np.sqrt(cfg.second_variance) * radius, surf.shape)
-    n_uniform = cfg.points_per_mesh - 2 * n_surf
+    n_uniform = cfg.points_per_mesh - 2 * n_surf - n_recon
     uniform = center + (rng.random((n_uniform, 3)) - 0.5) * cfg.cube * radius
-    return np.concatenate([coarse, fine, uniform], axis=0)
+    parts = [coarse, fine, uniform]
+    if n_recon:
+        parts.append(np.asarray(wrist) + (rng.random((n_recon, 3)) * 2 - 1) * half_side)
+    return np.concatenate(parts, axis=0)
 
 
 def _seed_of(seed: int, sample_id: str) -> list[int]:
@@ -287,7 +316,8 @@ def sample_pair(hand: trimesh.Trimesh, hand_vertex_parts: np.ndarray, obj: trime
         raise MeshError("hand and object meshes are a single point")
     wrist = np.asarray(wrist, dtype=np.float64).reshape(3)
     factor = recon_scale / 2.0
-    drawn = [draw_points(mesh, center, radius, cfg, rng) for mesh in (hand, obj)]
+    drawn = [draw_points(mesh, center, radius, cfg, rng, wrist, 1.0 / factor)
+             for mesh in (hand, obj)]
     pts = np.concatenate(drawn)  # (2n, 3) camera metres: hand set, then object set
     if cfg.hand_sign == "pseudonormal":
         d_hand, face = hand_sdf.pseudonormal(pts)

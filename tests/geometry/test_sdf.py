@@ -196,6 +196,32 @@ def test_sample_pair_layout_frame_and_signs():
     assert near.mean() > 0.85
 
 
+def test_recon_cube_points_cover_the_reconstruction_cube_with_exact_distances():
+    hand, parts, _ = fingers_hand()
+    obj = trimesh.creation.box(extents=(0.05, 0.04, 0.06))
+    obj.apply_translation((0.0, -0.06, -0.045))
+    wrist = np.array([0.01, 0.02, 0.5])
+    hand.apply_translation(wrist)
+    obj.apply_translation(wrist)
+    base = SampleSDFConfig(points_per_mesh=3000)
+    cfg = SampleSDFConfig(points_per_mesh=3000, near_fraction=0.9, recon_cube_fraction=0.05)
+    reach = {}
+    for name, c in (("sphere", base), ("recon", cfg)):
+        res = sample_pair(hand, parts, obj, wrist, 7.0, c, np.random.default_rng(2))
+        pts = res.obj.data[:, :3]
+        assert pts.shape == (3000, 3) and np.all(np.abs(pts) <= 1.0 + 1e-6)
+        reach[name] = (np.abs(pts).max(axis=1) > 0.8).sum()
+        # distances stay exact everywhere (a far point is as exact as a near one)
+        cam = res.obj.data[:, :3].astype(np.float64) / 3.5 + wrist
+        ref, _ = MeshSDF(obj.vertices, obj.faces)(cam)
+        np.testing.assert_allclose(res.obj.data[:, 4] / 3.5, ref, atol=2e-6)
+    # the bounding-sphere cube never reaches the outer shell of the cube; 150 recon-cube points
+    # fill it uniformly (the shell |p|_inf > 0.8 is 49% of the cube's volume)
+    assert reach["sphere"] == 0 and 40 < reach["recon"] < 110
+    with pytest.raises(ValueError, match="recon_cube_fraction"):
+        SampleSDFConfig(near_fraction=0.94, recon_cube_fraction=0.1)
+
+
 def test_shard_round_trip(tmp_path):
     hand, parts, _ = fingers_hand()
     obj = trimesh.creation.icosphere(2, radius=0.03)
