@@ -12,7 +12,9 @@ rule sample_sdf:
         pipe.log("sample_sdf", "{dataset}_{split}_{shard}"),
     conda:
         "../../envs/gsdf.yaml"
-    threads: 2
+    # libigl's distance and winding-number queries run on one core (measured: CPU time equals
+    # wall time), so two shards run side by side on a 2-core machine.
+    threads: 1
     resources:
         mem_mb=2000,
     params:
