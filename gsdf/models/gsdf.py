@@ -51,7 +51,8 @@ class GSDF(SDFModel, ObjectPoseBranch):
         self.ik_layer = LayerHolder(hand_asset)
         self.backbone = ResNetBackbone(args.backbone, args.backbone_weights)
         c = self.backbone.out_channels
-        self.pixel_neck = UNetNeck(c, args.pixel_channels, 1)
+        skips = self.backbone.level_channels[::-1] if args.pixel_neck_skips else None
+        self.pixel_neck = UNetNeck(c, args.pixel_channels, args.pixel_neck_stages, skips)
         self.sdf_encoder = nn.Linear(args.pixel_channels + (4 if args.with_add_feats else 0),
                                      args.sdf_latent)
         self.build_object_pose(c)
@@ -90,10 +91,18 @@ class GSDF(SDFModel, ObjectPoseBranch):
         state = base_state(batch)
         image = batch["image"]
         self.hand_pose(image, state, batch)
-        feat = self.backbone(image)
-        state["feat_map"] = self.pixel_neck(feat)  # (B, pixel_channels, H/16, W/16)
+        feat, state["feat_map"] = self.pixel_maps(image)
         self.object_pose(feat, state, batch)
         return state
+
+    def pixel_maps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone map (B, C, H/32, W/32) and pixel-aligned feature map (B, pixel_channels,
+        H/32 * 2**pixel_neck_stages, ...) of ``image`` (B, 3, H, W)."""
+        if self.args.pixel_neck_skips:
+            feat, skips = self.backbone.levels(image)
+            return feat, self.pixel_neck(feat, skips)
+        feat = self.backbone(image)
+        return feat, self.pixel_neck(feat)
 
     def point_features(self, state: State, points: torch.Tensor) -> torch.Tensor:
         feats = pixel_aligned_features(state["feat_map"], points, state["wrist"], state["scale"],

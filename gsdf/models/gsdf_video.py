@@ -46,7 +46,7 @@ class GSDFVideo(GSDF):
 
     def __init__(self, args: GSDFVideoArgs, pose_net: PoseNet, hand_asset: Any = None) -> None:
         super().__init__(args, pose_net, hand_asset)
-        side = args.image_size // 16  # backbone /32, one x2 deconvolution
+        side = args.image_size // 32 * 2 ** args.pixel_neck_stages  # backbone /32, x2 per stage
         self.transformer = SpatialTemporalTransformer(args.pixel_channels, side * side,
                                                       args.num_frames, args.transformer)
 
@@ -62,8 +62,8 @@ class GSDFVideo(GSDF):
         mid = middle_frame(batch)
         state = base_state(mid)
         self.hand_pose(mid["image"], state, mid)
-        feat = self.backbone(image.flatten(0, 1))  # (B T, C, h, w)
-        maps = self.pixel_neck(feat).unflatten(0, (b, t))  # (B, T, C', 2h, 2w)
+        feat, maps = self.pixel_maps(image.flatten(0, 1))  # (B T, C, h, w), (B T, C', h', w')
+        maps = maps.unflatten(0, (b, t))
         state["feat_map"] = self.transformer(maps)[:, t // 2]
         self.object_pose(feat.unflatten(0, (b, t))[:, t // 2], state, mid)
         return state

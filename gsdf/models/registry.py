@@ -50,6 +50,10 @@ def validate_args(name: str, args: Any) -> None:
         raise ConfigError("model_args: 'hand_branch' and 'obj_branch' are both false; enable at "
                           "least one")
     _check_choice("sdf_loss", args.sdf_loss, A.SDF_LOSSES)
+    stages = getattr(args, "pixel_neck_stages", None)
+    if stages is not None and not (1 <= stages <= 3 if args.pixel_neck_skips else stages >= 1):
+        raise ConfigError(f"model_args 'pixel_neck_stages' = {stages}; allowed values: 1, 2, 3 "
+                          f"with 'pixel_neck_skips: true' (one backbone map per stage), else >= 1")
     for branch, kine in (("hand", A.HAND_KINE_LATENTS), ("obj", A.OBJ_KINE_LATENTS)):
         style = getattr(args, f"{branch}_encode_style")
         latent = getattr(args, f"{branch}_point_latent")

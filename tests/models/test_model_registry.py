@@ -264,3 +264,26 @@ def test_object_rotation_head(name, style):
                                atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(corners.mean(1), pose["obj_center"] + rest.mean(1), atol=1e-5,
                                rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gsdf", "gsdf_video"])
+@pytest.mark.parametrize("stages,skips", [(1, False), (3, True), (2, False)])
+def test_pixel_neck_stages_set_the_feature_map_resolution(name, stages, skips):
+    """model_args pixel_neck_stages: the pixel-aligned map is (64 px / 32) * 2**stages wide,
+    with or without the backbone skips, and the model trains through it."""
+    model = build_small(name, pixel_neck_stages=stages, pixel_neck_skips=skips)
+    batch = _batch(name, b=2, n=16)
+    state = model.encode(batch)
+    side = 64 // 32 * 2 ** stages
+    assert state["feat_map"].shape == (2, 32, side, side)
+    model(batch, epoch=0)["loss"].backward()
+    grads = [p.grad for p in model.pixel_neck.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_pixel_neck_skips_need_one_backbone_map_per_stage():
+    with pytest.raises(ConfigError, match="pixel_neck_stages"):
+        build_small("gsdf", pixel_neck_stages=4, pixel_neck_skips=True)
+    with pytest.raises(ConfigError, match="pixel_neck_stages"):
+        build_small("gsdf", pixel_neck_stages=0)
