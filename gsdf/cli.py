@@ -232,6 +232,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", required=True, help="metrics.csv to write")
     p.add_argument("--renders", nargs=3, default=None, metavar=("BEST", "MEDIAN", "WORST"),
                    help="PNGs of the best, median and worst samples by hand Chamfer")
+    p.add_argument("--gallery", default=None,
+                   help="PNG of six samples spread over the hand-Chamfer ranking")
     p.add_argument("--threads", type=int, default=1, help="worker processes")
 
 
@@ -246,7 +248,8 @@ def evaluate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     summary = run_evaluate(args.results, args.exp, args.dataset, args.dataset_shards,
                            args.recon_shards, parse_params(args.params), args.per_sample,
-                           args.metrics, args.renders or (), threads=args.threads)
+                           args.metrics, args.renders or (), threads=args.threads,
+                           gallery=args.gallery)
     row = summary.iloc[0]
     logging.getLogger("gsdf.evaluate").info(
         "%s: %d samples, %d evaluated, %d failed; median hand CD %.4f cm^2, median object CD "

@@ -191,7 +191,8 @@ class Pipeline:
                 "gt": self.shards("dataset_shard", wildcards.dataset, "test")}
 
     def render_pattern(self, which: str) -> str:
-        """PNG of the ``which`` (best / median / worst) sample in an experiment's renders."""
+        """PNG ``which`` (best / median / worst sample, or the gallery) in an experiment's
+        renders."""
         return str(Path(self.pattern("renders_dir")) / f"{which}.png")
 
     def compare_inputs(self, wildcards) -> dict[str, str]:

@@ -262,7 +262,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Sequence[str],
                  recon_shards: Sequence[str], params: dict, per_sample_csv: str | Path,
                  metrics_csv: str | Path, renders: Sequence[str | Path] = (),
-                 threads: int = 1) -> pd.DataFrame:
+                 threads: int = 1, gallery: str | Path | None = None) -> pd.DataFrame:
     """The stage: evaluate every test id, write both CSVs and the best/median/worst renders.
 
     Args:
@@ -274,6 +274,7 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
         per_sample_csv, metrics_csv: outputs.
         renders: output PNGs ``best``, ``median``, ``worst`` (in this order), or none.
         threads: worker processes.
+        gallery: output PNG of six samples spread over the hand-Chamfer ranking, or None.
 
     Returns:
         the one-row summary.
@@ -301,6 +302,10 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
         from gsdf.eval.render import render_ranked
 
         render_ranked(per_sample, layout, exp, dataset, [Path(p) for p in renders])
+    if gallery:
+        from gsdf.eval.render import render_gallery
+
+        render_gallery(per_sample, layout, exp, dataset, Path(gallery))
     return summary
 
 

@@ -154,3 +154,52 @@ def render_ranked(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: s
                                        fill="black")
         with atomic_path(out) as tmp:
             panel.save(tmp, format="PNG")
+
+
+def gallery_ids(per_sample: pd.DataFrame, rows: int = 6,
+                column: str = "chamfer_hand_cm2") -> list[tuple[float, str]]:
+    """``rows`` evaluated samples spread evenly over the ranking by ``column``: the samples at
+    the quantiles ``(i + 0.5) / rows`` (no extremes), as ``(quantile, id)``, best first."""
+    valid = per_sample[np.isfinite(pd.to_numeric(per_sample[column], errors="coerce"))]
+    if valid.empty or rows < 1:
+        return []
+    order = valid.sort_values(column, kind="stable")["id"].tolist()
+    picked: list[tuple[float, str]] = []
+    for i in range(min(rows, len(order))):
+        q = (i + 0.5) / min(rows, len(order))
+        sid = order[min(int(q * len(order)), len(order) - 1)]
+        if sid not in [p[1] for p in picked]:
+            picked.append((q, sid))
+    return picked
+
+
+def render_gallery(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
+                   out: Path, rows: int = 6, split: str = "test", size: int = 192) -> None:
+    """Write ``rows`` panels (input | GT camera, side | prediction camera, side) of samples
+    spread over the hand-Chamfer ranking (:func:`gallery_ids`), stacked, to ``out`` (PNG): what
+    a typical reconstruction looks like, rather than one median sample."""
+    split_dir = layout.split_dir(dataset=dataset, split=split)
+    panels = []
+    for q, sid in gallery_ids(per_sample, rows):
+        row = per_sample[per_sample["id"] == sid].iloc[0]
+        title = (f"{exp} on {dataset}: {sid} (hand-CD quantile {q:.2f}), CD hand "
+                 f"{row['chamfer_hand_cm2']:.3f}, object {row['chamfer_obj_cm2']:.3f} cm^2")
+        panels.append(sample_panel(
+            split_dir / "rgb" / f"{sid}.jpg",
+            (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
+            (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
+             layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
+            title, size))
+    if panels:
+        sheet = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)),
+                          "white")
+        top = 0
+        for panel in panels:
+            sheet.paste(panel, (0, top))
+            top += panel.height
+    else:
+        sheet = Image.new("RGB", (5 * size, size), "white")
+        ImageDraw.Draw(sheet).text((10, 10), f"{exp} on {dataset}: no evaluated sample",
+                                   fill="black")
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")

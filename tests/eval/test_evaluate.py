@@ -9,6 +9,7 @@ from PIL import Image
 
 from gsdf.eval.evaluate import EvalConfig, EvaluationError, evaluate_sample, run_evaluate
 from gsdf.eval.evaluate import sample_paths as make_paths
+from gsdf.eval.render import gallery_ids
 
 
 def _run(layout, threads=2, **params):
@@ -20,7 +21,8 @@ def _run(layout, threads=2, **params):
         [layout.dataset_shard(dataset="synth", split="test", shard=0)],
         [layout.recon_shard(exp="gsdf", dataset="synth", shard=0)],
         {"evaluate": {"num_points": 20000, **params}},
-        out / "metrics_per_sample.csv", out / "metrics.csv", renders, threads=threads)
+        out / "metrics_per_sample.csv", out / "metrics.csv", renders, threads=threads,
+        gallery=out / "renders" / "gallery.png")
     return summary, pd.read_csv(out / "metrics_per_sample.csv"), renders
 
 
@@ -56,6 +58,20 @@ def test_evaluate_writes_metrics_counts_failures_and_renders(split_with_predicti
     for png in renders:
         image = Image.open(png)
         assert image.width == 5 * 256 and image.height > 256
+    # the gallery: one 192 px row (+ 20 px title) per sample with a hand Chamfer (3 here)
+    gallery = Image.open(layout.root / "gsdf_synth" / "renders" / "gallery.png")
+    assert gallery.size == (5 * 192, 3 * (192 + 20))
+
+
+def test_gallery_ids_spread_over_the_ranking():
+    frame = pd.DataFrame({"id": [f"s{i:02d}" for i in range(13)],
+                          "chamfer_hand_cm2": [float(12 - i) for i in range(12)] + [np.nan]})
+    picked = gallery_ids(frame, rows=6)
+    # 12 valid samples, best (lowest CD: s11) first; quantiles 1/12, 3/12, ... 11/12
+    assert [q for q, _ in picked] == pytest.approx([(i + 0.5) / 6 for i in range(6)])
+    assert [sid for _, sid in picked] == ["s10", "s08", "s06", "s04", "s02", "s00"]
+    assert len(gallery_ids(frame.iloc[:2], rows=6)) == 2
+    assert gallery_ids(frame.iloc[12:], rows=6) == []
 
 
 def test_parallel_and_serial_agree(split_with_predictions):

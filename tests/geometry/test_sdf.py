@@ -9,6 +9,7 @@ from gsdf.geometry.sdf import (
     SampleSDFConfig,
     face_parts,
     load_shard,
+    ray_points,
     sample_pair,
     save_shard,
 )
@@ -220,6 +221,61 @@ def test_recon_cube_points_cover_the_reconstruction_cube_with_exact_distances():
     assert reach["sphere"] == 0 and 40 < reach["recon"] < 110
     with pytest.raises(ValueError, match="recon_cube_fraction"):
         SampleSDFConfig(near_fraction=0.94, recon_cube_fraction=0.1)
+
+
+def test_ray_points_lie_on_camera_rays_through_the_surface_inside_the_cube():
+    rng = np.random.default_rng(0)
+    wrist = np.array([0.02, -0.01, 0.3])
+    half = 2.0 / 7.0
+    surface = wrist + rng.normal(0.0, 0.03, (4000, 3))
+    pts = ray_points(surface, wrist - half, wrist + half, rng)
+    # on the ray from the camera (origin) through each surface sample, in front of the camera
+    cos = np.sum(pts * surface, axis=1) / np.linalg.norm(pts, axis=1) / np.linalg.norm(
+        surface, axis=1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+    assert np.all(pts[:, 2] > 0)
+    # inside the reconstruction cube, spread over the whole depth range of the ray in it
+    assert np.all(np.abs(pts - wrist) <= half + 1e-9)
+    depth = pts[:, 2] - wrist[2]
+    assert depth.min() < -0.8 * half and depth.max() > 0.8 * half
+    # uniform along the segment: about as many points in front of the surface as behind
+    behind = np.linalg.norm(pts, axis=1) > np.linalg.norm(surface, axis=1)
+    assert 0.4 < behind.mean() < 0.6
+    # a ray that misses the box keeps its surface point
+    far = np.array([[1.0, 1.0, 0.001]])  # grazing: z reaches the box only past x = 14
+    np.testing.assert_allclose(ray_points(far, wrist - half, wrist + half, rng), far)
+
+
+def test_ray_fraction_points_have_exact_distances_and_budget():
+    hand, parts, _ = fingers_hand()
+    obj = trimesh.creation.box(extents=(0.05, 0.04, 0.06))
+    obj.apply_translation((0.0, -0.06, -0.045))
+    wrist = np.array([0.01, 0.02, 0.4])
+    hand.apply_translation(wrist)
+    obj.apply_translation(wrist)
+    cfg = SampleSDFConfig(points_per_mesh=2000, near_fraction=0.6, recon_cube_fraction=0.15,
+                          ray_fraction=0.25)
+    res = sample_pair(hand, parts, obj, wrist, 7.0, cfg, np.random.default_rng(3))
+    pts = res.obj.data[:, :3].astype(np.float64)
+    assert pts.shape == (2000, 3) and np.all(np.abs(pts) <= 1.0 + 1e-6)
+    cam = pts / 3.5 + wrist
+    ref, _ = MeshSDF(obj.vertices, obj.faces)(cam)
+    np.testing.assert_allclose(res.obj.data[:, 4] / 3.5, ref, atol=2e-6)
+    # the ray points reach far in depth right behind / in front of the object: points whose
+    # projection falls on the object's image footprint but lie > 8 cm from it in depth
+    centre = obj.vertices.mean(axis=0)
+    d = centre / np.linalg.norm(centre)
+    lateral = np.linalg.norm(np.cross(cam, d), axis=1)
+    depth = np.abs(cam @ d - np.linalg.norm(centre))
+    tube = (lateral < 0.02) & (depth > 0.08)
+    base = SampleSDFConfig(points_per_mesh=2000, near_fraction=0.6, recon_cube_fraction=0.4)
+    res0 = sample_pair(hand, parts, obj, wrist, 7.0, base, np.random.default_rng(3))
+    cam0 = res0.obj.data[:, :3].astype(np.float64) / 3.5 + wrist
+    tube0 = (np.linalg.norm(np.cross(cam0, d), axis=1) < 0.02) & (
+        np.abs(cam0 @ d - np.linalg.norm(centre)) > 0.08)
+    assert tube.sum() > 5 * max(tube0.sum(), 1) and tube.sum() > 50
+    with pytest.raises(ValueError, match="ray_fraction"):
+        SampleSDFConfig(near_fraction=0.7, recon_cube_fraction=0.2, ray_fraction=0.2)
 
 
 def test_shard_round_trip(tmp_path):

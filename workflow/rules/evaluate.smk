@@ -1,7 +1,8 @@
 # Stage `evaluate`: the published protocol over every test sample of an experiment
 # (config `evaluate`, gsdf/eval/evaluate.py): metrics_per_sample.csv, metrics.csv (mean and
 # median of every metric, counts of evaluated / failed samples) and the best / median / worst
-# samples by hand Chamfer rendered for the report.
+# samples by hand Chamfer rendered for the report, and a gallery of six samples spread over
+# that ranking.
 
 
 rule evaluate:
@@ -38,6 +39,12 @@ rule evaluate:
             category="Renders",
             subcategory="{exp}_{dataset}",
         ),
+        gallery=report(
+            pipe.render_pattern("gallery"),
+            caption="../report/gallery.rst",
+            category="Renders",
+            subcategory="{exp}_{dataset}",
+        ),
     log:
         pipe.log("evaluate", "{exp}_{dataset}"),
     conda:
@@ -54,4 +61,5 @@ rule evaluate:
         " --recon-shards {input.recon:q} --per-sample {output.per_sample:q}"
         " --metrics {output.metrics:q}"
         " --renders {output.best:q} {output.median:q} {output.worst:q}"
+        " --gallery {output.gallery:q}"
         " --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
