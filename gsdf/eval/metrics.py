@@ -91,6 +91,33 @@ def center_error_cm(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.linalg.norm(pred - gt) * M_TO_CM)
 
 
+def view_extents(points: np.ndarray, view_dir: np.ndarray,
+                 coverage: float = 0.95) -> tuple[float, float]:
+    """Extent of a point set along a viewing direction and across it.
+
+    Args:
+        points: (N, 3) surface samples, camera metres.
+        view_dir: (3,) direction of the camera ray through the object (normalised here).
+        coverage: share of the points the extents cover (robust to stray fragments).
+
+    Returns:
+        ``(depth, lateral)``: the length of the central ``coverage`` of the points' positions
+        along ``view_dir``, and the radius around their median (projected on the plane across
+        it) that holds ``coverage`` of them. A reconstruction drawn out along the camera rays
+        has a depth extent above the true one and a lateral extent close to it.
+    """
+    d = np.asarray(view_dir, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    pts = np.asarray(points, dtype=np.float64)
+    along = pts @ d
+    tail = 50.0 * (1.0 - coverage)
+    depth = float(np.percentile(along, 100.0 - tail) - np.percentile(along, tail))
+    across = pts - np.outer(along, d)
+    lateral = float(np.percentile(np.linalg.norm(across - np.median(across, axis=0), axis=1),
+                                  100.0 * coverage))
+    return depth, lateral
+
+
 def largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """The connected component (by faces sharing an edge) of largest area, as the reference."""
     parts = mesh.split(only_watertight=False)

@@ -172,8 +172,8 @@ class GSDFArgs(GFArgs):
         pixel_channels: channels of the pixel-aligned feature map (UNet with one stage, 256).
         pixel_neck_stages: x2 upsampling stages of that UNet (the reference: 1, a map at 1/16
             of the input: 16x16 for 256 px inputs, but only 4x4 for 64 px ones).
-        pixel_neck_skips: add the backbone's stride-16/8/4 maps to those stages (needs
-            ``pixel_neck_stages`` <= 3); the reference has none.
+        pixel_neck_skips: add the backbone's stride-16/8/4/2 maps to those stages (needs
+            ``pixel_neck_stages`` <= 4); the reference has none.
         with_add_feats: append depth (1) and view direction (3) to the sampled features.
         neck_channels, neck_stages, heatmap_depth, depth_dim: object-centre heatmap branch.
         obj_rot, rot_style, obj_center_weight, corner_weight: see :class:`AlignSDFArgs`.

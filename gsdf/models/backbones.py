@@ -18,8 +18,9 @@ from gsdf.models.args import BACKBONES
 
 _CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 # channels of layer1..layer3 (strides 4, 8, 16), the skip inputs of a UNet neck
-_LEVEL_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256),
-                   "resnet50": (256, 512, 1024)}
+# channels of conv1 (H/2), layer1 (H/4), layer2 (H/8), layer3 (H/16)
+_LEVEL_CHANNELS = {"resnet18": (64, 64, 128, 256), "resnet34": (64, 64, 128, 256),
+                   "resnet50": (64, 256, 512, 1024)}
 
 
 class ResNetBackbone(nn.Module):
@@ -73,9 +74,11 @@ class ResNetBackbone(nn.Module):
 
         Returns:
             (B, C, H/32, W/32) and ``[layer3 (B, c3, H/16, W/16), layer2 (B, c2, H/8, W/8),
-            layer1 (B, c1, H/4, W/4)]`` (coarse to fine; ``c1..c3 = level_channels``).
+            layer1 (B, c1, H/4, W/4), conv1 (B, c0, H/2, W/2)]`` (coarse to fine;
+            ``c0..c3 = level_channels``).
         """
-        x1 = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(image)))))
+        x0 = self.relu(self.bn1(self.conv1(image)))
+        x1 = self.layer1(self.maxpool(x0))
         x2 = self.layer2(x1)
         x3 = self.layer3(x2)
-        return self.layer4(x3), [x3, x2, x1]
+        return self.layer4(x3), [x3, x2, x1, x0]

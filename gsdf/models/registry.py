@@ -51,8 +51,8 @@ def validate_args(name: str, args: Any) -> None:
                           "least one")
     _check_choice("sdf_loss", args.sdf_loss, A.SDF_LOSSES)
     stages = getattr(args, "pixel_neck_stages", None)
-    if stages is not None and not (1 <= stages <= 3 if args.pixel_neck_skips else stages >= 1):
-        raise ConfigError(f"model_args 'pixel_neck_stages' = {stages}; allowed values: 1, 2, 3 "
+    if stages is not None and not (1 <= stages <= 4 if args.pixel_neck_skips else stages >= 1):
+        raise ConfigError(f"model_args 'pixel_neck_stages' = {stages}; allowed values: 1 to 4 "
                           f"with 'pixel_neck_skips: true' (one backbone map per stage), else >= 1")
     for branch, kine in (("hand", A.HAND_KINE_LATENTS), ("obj", A.OBJ_KINE_LATENTS)):
         style = getattr(args, f"{branch}_encode_style")

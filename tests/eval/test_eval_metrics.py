@@ -13,6 +13,7 @@ from gsdf.eval.metrics import (
     chamfer,
     fscore,
     joint_error_cm,
+    view_extents,
     largest_component,
     nn_distances,
     sample_surface,
@@ -113,3 +114,25 @@ def test_distances_under_a_similarity_match_the_naive_computation():
     d_p, d_g = nn_distances(pred, gt, scale=s, translation=t)
     np.testing.assert_allclose(d_p, naive_p, rtol=1e-12)
     np.testing.assert_allclose(d_g, naive_g, rtol=1e-12)
+
+
+def test_view_extents_of_a_box_stretched_along_the_ray():
+    box = trimesh.creation.box(extents=(0.04, 0.04, 0.04))
+    box.apply_translation((0.05, 0.0, 0.4))
+    ray = box.centroid / np.linalg.norm(box.centroid)
+    streak = box.copy()
+    # stretch 3x along the camera ray through its centre
+    T = np.eye(4)
+    T[:3, :3] += 2.0 * np.outer(ray, ray)
+    streak.apply_translation(-box.centroid)
+    streak.apply_transform(T)
+    streak.apply_translation(box.centroid)
+    pts = trimesh.sample.sample_surface(box, 20000, seed=1)[0]
+    pts_s = trimesh.sample.sample_surface(streak, 20000, seed=1)[0]
+    d0, l0 = view_extents(pts, ray)
+    d1, l1 = view_extents(pts_s, ray)
+    assert d1 / d0 == pytest.approx(3.0, rel=0.1)
+    assert l1 / l0 == pytest.approx(1.0, rel=0.1)
+    # a cube of side 4 cm seen along an axis: about its side in depth
+    d_axis, _ = view_extents(pts, np.array([0.0, 0.0, 1.0]))
+    assert 0.035 < d_axis <= 0.04 + 1e-9

@@ -242,13 +242,17 @@ def test_backbone_levels_feed_a_unet_neck_with_skips():
     image = torch.randn(2, 3, 64, 64)
     final, skips = net.levels(image)
     torch.testing.assert_close(final, net(image))
-    assert [tuple(s.shape[1:]) for s in skips] == [(256, 4, 4), (128, 8, 8), (64, 16, 16)]
+    assert [tuple(s.shape[1:]) for s in skips] == [(256, 4, 4), (128, 8, 8), (64, 16, 16),
+                                                   (64, 32, 32)]
+    assert [s.shape[1] for s in skips] == list(net.level_channels[::-1])
     neck = UNetNeck(512, 32, 3, net.level_channels[::-1])
     out = neck(final, skips)
     assert out.shape == (2, 32, 16, 16)
-    # the skips carry information: changing the finest one changes the output there
-    changed = neck(final, skips[:2] + [skips[2] + 1.0])
+    # the skips carry information: changing the finest one used changes the output
+    changed = neck(final, skips[:2] + [skips[2] + 1.0] + skips[3:])
     assert not torch.allclose(out, changed)
+    # four stages reach the stride-2 map of conv1
+    assert UNetNeck(512, 32, 4, net.level_channels[::-1])(final, skips).shape == (2, 32, 32, 32)
     with pytest.raises(ValueError, match="skip"):
         neck(final)
     plain = UNetNeck(512, 32, 3)

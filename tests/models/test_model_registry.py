@@ -267,7 +267,7 @@ def test_object_rotation_head(name, style):
 
 
 @pytest.mark.parametrize("name", ["gsdf", "gsdf_video"])
-@pytest.mark.parametrize("stages,skips", [(1, False), (3, True), (2, False)])
+@pytest.mark.parametrize("stages,skips", [(1, False), (3, True), (2, False), (4, True)])
 def test_pixel_neck_stages_set_the_feature_map_resolution(name, stages, skips):
     """model_args pixel_neck_stages: the pixel-aligned map is (64 px / 32) * 2**stages wide,
     with or without the backbone skips, and the model trains through it."""
@@ -284,6 +284,6 @@ def test_pixel_neck_stages_set_the_feature_map_resolution(name, stages, skips):
 
 def test_pixel_neck_skips_need_one_backbone_map_per_stage():
     with pytest.raises(ConfigError, match="pixel_neck_stages"):
-        build_small("gsdf", pixel_neck_stages=4, pixel_neck_skips=True)
+        build_small("gsdf", pixel_neck_stages=5, pixel_neck_skips=True)
     with pytest.raises(ConfigError, match="pixel_neck_stages"):
         build_small("gsdf", pixel_neck_stages=0)

@@ -58,6 +58,8 @@ def test_every_stage_produces_its_outputs(workdir):
         assert int(metrics["num_samples"].iloc[0]) == 8
         assert (res / f"{exp}_synth" / "checkpoint.pt").exists()
         assert (res / f"{exp}_synth" / "learning_curves.png").exists()
+        for render in ("best", "median", "worst", "gallery"):
+            assert (res / f"{exp}_synth" / "renders" / f"{render}.png").stat().st_size > 0
     assert (res / "synth" / "pose_pose" / "checkpoint.pt").exists()
     comparison = pd.read_csv(res / "synth_comparison.csv")
     assert set(EXPERIMENTS) <= set(comparison.iloc[:, 0].astype(str))
