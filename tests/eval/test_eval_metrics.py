@@ -13,11 +13,11 @@ from gsdf.eval.metrics import (
     chamfer,
     fscore,
     joint_error_cm,
-    view_extents,
     largest_component,
     nn_distances,
     sample_surface,
     surface_metrics,
+    view_extents,
 )
 
 
