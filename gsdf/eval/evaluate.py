@@ -301,11 +301,13 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
     if renders:
         from gsdf.eval.render import render_ranked
 
-        render_ranked(per_sample, layout, exp, dataset, [Path(p) for p in renders])
+        render_ranked(per_sample, layout, exp, dataset, [Path(p) for p in renders],
+                      keep_largest=cfg.largest_component)
     if gallery:
         from gsdf.eval.render import render_gallery
 
-        render_gallery(per_sample, layout, exp, dataset, Path(gallery))
+        render_gallery(per_sample, layout, exp, dataset, Path(gallery),
+                       keep_largest=cfg.largest_component)
     return summary
 
 

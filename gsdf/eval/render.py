@@ -16,6 +16,7 @@ import pandas as pd
 import trimesh
 from PIL import Image, ImageDraw
 
+from gsdf.eval.metrics import largest_component
 from gsdf.geometry.mesh_io import MeshError, load_mesh
 from gsdf.paths import Layout
 from gsdf.utils.io import atomic_path
@@ -78,18 +79,22 @@ def render_meshes(meshes: Sequence[tuple[trimesh.Trimesh, np.ndarray]], size: in
     return flat.reshape(size, size, 3)
 
 
-def _load_or_none(path: Path) -> trimesh.Trimesh | None:
+def _load_or_none(path: Path, keep_largest: bool = False) -> trimesh.Trimesh | None:
     try:
-        return load_mesh(path)
+        mesh = load_mesh(path)
     except MeshError:
         return None
+    return largest_component(mesh) if keep_largest else mesh
 
 
 def sample_panel(rgb_path: Path, gt: tuple[Path, Path], pred: tuple[Path, Path],
-                 title: str, size: int = 256) -> Image.Image:
-    """One row: input | GT camera view | GT side view | prediction camera | prediction side."""
+                 title: str, size: int = 256, keep_largest: bool = False) -> Image.Image:
+    """One row: input | GT camera view | GT side view | prediction camera | prediction side.
+
+    ``keep_largest``: draw only the largest connected component of each predicted mesh (what
+    ``evaluate`` scores with its ``largest_component`` setting)."""
     gt_hand, gt_obj = (_load_or_none(p) for p in gt)
-    pr_hand, pr_obj = (_load_or_none(p) for p in pred)
+    pr_hand, pr_obj = (_load_or_none(p, keep_largest) for p in pred)
     gt_meshes = [(gt_hand, HAND_RGB), (gt_obj, OBJ_RGB)]
     pr_meshes = [(pr_hand, HAND_RGB), (pr_obj, OBJ_RGB)]
     # Same framing for GT and prediction: the GT scene's centre and size.
@@ -127,10 +132,12 @@ def ranked_ids(per_sample: pd.DataFrame, column: str = "chamfer_hand_cm2") -> di
 
 
 def render_ranked(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
-                  outputs: Sequence[Path], split: str = "test", size: int = 256) -> None:
+                  outputs: Sequence[Path], split: str = "test", size: int = 256,
+                  keep_largest: bool = False) -> None:
     """Write the best / median / worst panels (by hand Chamfer) to ``outputs`` (3 PNGs).
 
-    With no evaluated sample, each PNG says so instead.
+    With no evaluated sample, each PNG says so instead. ``keep_largest``: as
+    :func:`sample_panel`.
     """
     if len(outputs) != 3:
         raise ValueError(f"expected 3 render outputs (best, median, worst), got {len(outputs)}")
@@ -147,7 +154,7 @@ def render_ranked(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: s
                 (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
                 (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
                  layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
-                title, size)
+                title, size, keep_largest)
         else:
             panel = Image.new("RGB", (5 * size, size), "white")
             ImageDraw.Draw(panel).text((10, 10), f"{exp} on {dataset}: no evaluated sample",
@@ -174,7 +181,8 @@ def gallery_ids(per_sample: pd.DataFrame, rows: int = 6,
 
 
 def render_gallery(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
-                   out: Path, rows: int = 6, split: str = "test", size: int = 192) -> None:
+                   out: Path, rows: int = 6, split: str = "test", size: int = 192,
+                   keep_largest: bool = False) -> None:
     """Write ``rows`` panels (input | GT camera, side | prediction camera, side) of samples
     spread over the hand-Chamfer ranking (:func:`gallery_ids`), stacked, to ``out`` (PNG): what
     a typical reconstruction looks like, rather than one median sample."""
@@ -189,7 +197,7 @@ def render_gallery(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: 
             (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
             (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
              layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
-            title, size))
+            title, size, keep_largest))
     if panels:
         sheet = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)),
                           "white")

@@ -94,3 +94,29 @@ def test_empty_split_is_a_clear_error(tmp_path, make_split):
     layout = make_split(tmp_path / "results", [])
     with pytest.raises(EvaluationError, match="empty"):
         _run(layout)
+
+
+def test_renders_draw_the_evaluated_component(tmp_path):
+    """With keep_largest (evaluate's largest_component) a small floating piece of a predicted
+    mesh is not drawn: the panel equals the one of the main piece alone."""
+    import trimesh
+
+    from gsdf.eval.render import sample_panel
+
+    main = trimesh.creation.icosphere(2, radius=0.04)
+    main.apply_translation((0.0, 0.0, 0.4))
+    floater = trimesh.creation.icosphere(1, radius=0.005)
+    floater.apply_translation((0.03, 0.06, 0.35))
+    both = trimesh.util.concatenate([main, floater])
+    paths = {}
+    for name, mesh in (("main", main), ("both", both)):
+        paths[name] = tmp_path / f"{name}.ply"
+        mesh.export(paths[name])
+    gt = (paths["main"], paths["main"])
+    rgb = tmp_path / "missing.jpg"
+    alone = np.asarray(sample_panel(rgb, gt, (paths["main"], paths["main"]), "t", 96))
+    kept = np.asarray(sample_panel(rgb, gt, (paths["both"], paths["both"]), "t", 96,
+                                   keep_largest=True))
+    raw = np.asarray(sample_panel(rgb, gt, (paths["both"], paths["both"]), "t", 96))
+    np.testing.assert_array_equal(kept, alone)
+    assert not np.array_equal(raw, alone)
