@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gsdf.config import from_dict
 from gsdf.data.augment import (
     Augmentation,
     AugmentConfig,
@@ -68,7 +69,10 @@ class PackedDataset(Dataset):
         self.train = train
         self.image_size = int(image_size)
         self.augment = bool(augment and train)
-        self.aug_cfg = aug if isinstance(aug, AugmentConfig) else AugmentConfig(**(aug or {}))
+        # from_dict: unknown keys are refused, and numbers given as strings (Snakemake's nested
+        # --config values) become numbers.
+        self.aug_cfg = aug if isinstance(aug, AugmentConfig) else from_dict(AugmentConfig, aug,
+                                                                            "train.aug")
         self.seed = int(seed)
         self.epoch = 0
 

@@ -21,6 +21,7 @@ OBJ_KINE_LATENTS = (6, 9, 69, 72)
 ROT_STYLES = ("6d", "axisang")
 POSE_SOURCES = ("network", "ground_truth")
 SDF_LOSSES = ("clamped", "band")
+JOINTS_LOSSES = ("mse", "l1")
 
 
 @dataclass
@@ -58,14 +59,17 @@ class PoseArgs:
         image_size: training image side in pixels (square).
         neck_channels: channels of the UNet neck.
         neck_stages: number of x2 upsampling stages (3: heatmap at 1/4 of the image).
-        neck_skips: add the backbone's stride-16/8/4 maps to the neck's stages (a UNet with
-            skip connections, needs ``neck_stages`` <= 3); the reference's neck has none. Skips
+        neck_skips: add the backbone's stride-16/8/4/2 maps to the neck's stages (a UNet with
+            skip connections, needs ``neck_stages`` <= 4); the reference's neck has none. Skips
             localise joints far better from small inputs (see README "Benchmark preset").
         heatmap_depth: depth bins of the 3D heatmap (64).
         depth_dim: half range, metres, of the depth bins around the wrist depth (0.20 in the
             reference's pose experiments, 0.28 in its config default).
-        joints_weight: weight of the MSE on 3D joints (camera metres; reference
+        joints_weight: weight of the loss on 3D joints (camera metres; reference
             ``volume_weight``).
+        joints_loss: ``mse`` (the reference) or ``l1`` (mean absolute error, Integral Human
+            Pose Regression's choice for soft-argmax joints: its gradient does not fade as the
+            error shrinks).
         hand_ordinal_weight: weight of the hand ordinal loss (reference ``hand_ordinal_weight``).
     """
 
@@ -78,6 +82,7 @@ class PoseArgs:
     heatmap_depth: int = 64
     depth_dim: float = 0.20
     joints_weight: float = 1.0
+    joints_loss: str = "mse"
     hand_ordinal_weight: float = 1.0
 
 

@@ -3,7 +3,8 @@ the ``train_pose`` stage and then frozen inside ``gsdf`` / ``gsdf_video``.
 
 ResNet -> UNet neck -> 21 x D heatmap volumes -> 3D soft-argmax -> wrist-relative depth decoding
 (camera metres; the wrist depth comes from the batch's ``hand_center_3d`` as in the reference).
-Loss: MSE on the 21 joints (camera metres) + the hand ordinal loss.
+Loss: MSE (or, with ``joints_loss: l1``, L1) on the 21 joints (camera metres) + the hand ordinal
+loss.
 """
 
 from __future__ import annotations
@@ -59,11 +60,12 @@ class PoseNet(nn.Module):
         return {"joints": state["joints"], "obj_center": None, "obj_corners": None}
 
     def forward(self, batch: Mapping[str, Any], epoch: int) -> dict[str, torch.Tensor]:
-        """Terms ``joints`` (weighted MSE, camera metres), ``hand_ord`` and ``loss``."""
+        """Terms ``joints`` (weighted MSE or L1, camera metres), ``hand_ord`` and ``loss``."""
         a = self.args
         joints = self.encode(batch)["joints"]
         gt = batch["hand_joints_3d"].to(joints.dtype)
-        losses = {"joints": a.joints_weight * F.mse_loss(joints, gt)}
+        loss = F.l1_loss if a.joints_loss == "l1" else F.mse_loss
+        losses = {"joints": a.joints_weight * loss(joints, gt)}
         if a.hand_ordinal_weight > 0:
             losses["hand_ord"] = a.hand_ordinal_weight * self.ordinal(joints, gt)
         losses["loss"] = sum(losses.values())

@@ -42,9 +42,10 @@ def validate_args(name: str, args: Any) -> None:
     """
     _check_choice("backbone", args.backbone, A.BACKBONES)
     if isinstance(args, A.PoseArgs):
-        if args.neck_skips and not 1 <= args.neck_stages <= 3:
+        if args.neck_skips and not 1 <= args.neck_stages <= 4:
             raise ConfigError(f"model_args 'neck_stages' = {args.neck_stages} with 'neck_skips: "
-                              f"true'; allowed values: 1, 2, 3 (one backbone map per stage)")
+                              f"true'; allowed values: 1 to 4 (one backbone map per stage)")
+        _check_choice("joints_loss", args.joints_loss, A.JOINTS_LOSSES)
         return
     if not (args.hand_branch or args.obj_branch):
         raise ConfigError("model_args: 'hand_branch' and 'obj_branch' are both false; enable at "

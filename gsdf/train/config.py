@@ -13,7 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from gsdf.config import ConfigError, deep_merge, from_dict
+from gsdf.config import ConfigError, deep_merge, from_dict, to_dict
+from gsdf.data.augment import AugmentConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,4 +94,9 @@ def train_config(experiment: Mapping[str, Any], defaults: Mapping[str, Any] | No
         ConfigError: unknown key (naming the allowed ones) or invalid value.
     """
     merged = deep_merge(defaults or {}, experiment.get("train") or {})
-    return from_dict(TrainConfig, merged, "train")
+    cfg = from_dict(TrainConfig, merged, "train")
+    if cfg.aug is not None:
+        # checked (unknown keys) and converted (numbers given as strings) here, before training
+        cfg = dataclasses.replace(cfg, aug=to_dict(from_dict(AugmentConfig, cfg.aug,
+                                                             "train.aug")))
+    return cfg

@@ -290,7 +290,33 @@ def test_pose_network_with_neck_skips_trains_and_checks_its_stages():
     joints.sum().backward()
     assert net.volume.neck.skips[2][0].weight.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="neck_stages"):
-        build_model("pose", {**args, "neck_stages": 4})
+        build_model("pose", {**args, "neck_stages": 5})
+    four = build_model("pose", {**args, "neck_stages": 4})  # conv1's stride-2 map as 4th skip
+    assert four.predict_joints(torch.randn(2, 3, 64, 64), wrist, cam).shape == (2, 21, 3)
+
+
+def test_pose_network_joint_losses():
+    from gsdf.models import build_model
+
+    args = {"image_size": 64, "neck_channels": 16, "heatmap_depth": 8, "neck_skips": True,
+            "hand_ordinal_weight": 0.0}
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(2, 3, 64, 64),
+             "hand_center_3d": torch.tensor([[0.0, 0.0, 0.5]]).repeat(2, 1),
+             "recon_scale": torch.full((2,), 7.0),
+             "cam_intr": torch.tensor([[120.0, 0, 32], [0, 120.0, 32], [0, 0, 1]]).repeat(2, 1, 1),
+             "hand_joints_3d": torch.randn(2, 21, 3) * 0.05 + torch.tensor([0.0, 0.0, 0.5])}
+    terms = {}
+    for loss in ("mse", "l1"):
+        net = build_model("pose", {**args, "joints_loss": loss})
+        net.eval()
+        pred = net.encode(batch)["joints"]
+        terms[loss] = net(batch, epoch=0)["joints"]
+        err = pred - batch["hand_joints_3d"]
+        expect = err.abs().mean() if loss == "l1" else err.pow(2).mean()
+        torch.testing.assert_close(terms[loss], expect)
+    with pytest.raises(ConfigError, match="joints_loss.*'mse', 'l1'"):
+        build_model("pose", {**args, "joints_loss": "huber"})
 
 
 def test_rotation_parametrisations_are_rotations():

@@ -40,6 +40,16 @@ def test_invalid_values_refused(bad):
         train_config({"model": "gf", "train": bad})
 
 
+def test_augmentation_settings_checked_and_converted_before_training():
+    # Snakemake hands nested --config values over as strings
+    cfg = train_config({"model": "pose", "train": {"aug": {"rot_factor": "15.0",
+                                                           "rot_prob": "1"}}})
+    assert cfg.aug["rot_factor"] == 15.0 and isinstance(cfg.aug["rot_factor"], float)
+    assert cfg.aug["rot_prob"] == 1.0 and cfg.aug["scale_factor"] == 0.0  # defaults filled in
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['rotfactor'\] in 'train.aug'"):
+        train_config({"model": "pose", "train": {"aug": {"rotfactor": 15.0}}})
+
+
 def test_config_typo_in_train_section_refused():
     with pytest.raises(ConfigError, match="batchsize"):
         load_config(overrides={"train": {"batchsize": 3}})
