@@ -94,9 +94,12 @@ def test_shipped_presets_are_valid():
             parse_model_args(resolved["model"], resolved["model_args"])  # raises if invalid
             assert resolved["train"]["image_size"] == resolved["model_args"]["image_size"]
     bench = load_config(overrides={"preset": "bench"})
-    assert bench["synth"]["num_train_sequences"] == 400
+    assert bench["synth"]["num_train_sequences"] == 1600
     assert bench["synth"]["view_spread_deg"] == 45.0  # inherited from default
     assert bench["experiment_overrides"]["gf"]["model_args"]["sdf_latent"] == 64
+    gsdf = resolve_experiment(bench, "gsdf")
+    assert gsdf["train"]["epochs"] == 15 and gsdf["train"]["batch_size"] == 8  # merged
+    assert resolve_experiment(bench, "pose")["model_args"]["joints_loss"] == "l1"
 
 
 def test_command_line_strings_become_schema_types():
