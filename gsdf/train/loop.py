@@ -253,11 +253,17 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
                     if flag.signum is None:
                         time.sleep(1.0)  # our own handler may run a moment after theirs
                     if flag.signum is None:
+                        _stop_workers(iterator)
                         raise
                     bar.close()
                     save(outputs.last, finished=False)
                     raise Preempted(flag.signum, outputs.last, epoch, state.batch_in_epoch,
                                     state.step) from None
+                except Exception:
+                    # A sample failed in a worker: stop the other workers now, else the process
+                    # waits for them at exit instead of ending with the error.
+                    _stop_workers(iterator)
+                    raise
                 wait += time.perf_counter() - t0
                 batch = to_device(batch, env.device)
                 terms = net(batch, epoch)
@@ -321,6 +327,13 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
         outputs.last.unlink()
     barrier(env)
     return state.history
+
+
+def _stop_workers(iterator: Any) -> None:
+    """Shut down a DataLoader iterator's worker processes (a no-op without workers)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def _resolved_model_args(model: nn.Module, model_args: Mapping[str, Any]) -> dict:

@@ -127,3 +127,21 @@ def test_nan_loss_stops_with_details_and_keeps_last_good(tmp_path):
 def test_dataset_smaller_than_a_batch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="fewer than one global batch"):
         _run(tmp_path, _cfg(batch_size=32))
+
+
+class _FailingDataset(ToyDataset):
+    def __getitem__(self, i: int) -> dict:
+        if i == 5:
+            raise TypeError("sample 5 is broken")
+        return super().__getitem__(i)
+
+
+def test_failing_sample_in_a_worker_ends_training_and_its_workers(tmp_path):
+    # The worker's error reaches the caller, and no worker process is left behind (they kept
+    # a torchrun job from exiting after the traceback).
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())  # other tests' processes, if any
+    with pytest.raises(TypeError, match="sample 5 is broken"):
+        _run(tmp_path, _cfg(num_workers=2), dataset=_FailingDataset())
+    assert set(multiprocessing.active_children()) - before == set()
