@@ -64,6 +64,18 @@ TEMPLATES: dict[str, str] = {
 # The splits every dataset provides.
 SPLITS = ("train", "test")
 
+# The per-sample files of a split in the canonical layout (docs/architecture.md): folder and
+# suffix of each kind. `synth` and `prepare` write them, later stages read them.
+SAMPLE_FILES: dict[str, tuple[str, str]] = {
+    "rgb": ("rgb", ".jpg"),
+    "mask": ("mask", ".png"),
+    "depth": ("depth", ".png"),
+    "meta": ("meta", ".json"),
+    "mesh_hand": ("mesh_hand", ".ply"),
+    "mesh_obj": ("mesh_obj", ".ply"),
+}
+MESH_PARTS = ("hand", "obj")
+
 
 def shard_name(shard: int | str) -> str:
     """Zero-padded shard number: ``3 -> "003"``; strings (wildcards) pass through."""
@@ -112,3 +124,63 @@ class Layout:
     def shard_paths(self, name: str, num_shards: int, **fields) -> list[Path]:
         """All shard paths ``0 .. num_shards-1`` of a sharded artifact."""
         return [self.path(name, shard=k, **fields) for k in range(num_shards)]
+
+
+class SplitLayout:
+    """The canonical layout of one dataset split (``results/datasets/{dataset}/{split}/``).
+
+    The only place that composes per-sample paths such as ``rgb/{id}.jpg``; every stage that
+    reads or writes a sample's files asks this object.
+
+    Args:
+        root: the split folder, e.g. ``Layout(results).split_dir(dataset="synth", split="train")``.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"SplitLayout({str(self.root)!r})"
+
+    def file(self, kind: str, sample_id: str) -> Path:
+        """Path of a sample's file of ``kind`` (a key of ``SAMPLE_FILES``)."""
+        try:
+            folder, suffix = SAMPLE_FILES[kind]
+        except KeyError as err:
+            raise KeyError(f"unknown sample file kind {kind!r}; known: {sorted(SAMPLE_FILES)}"
+                           ) from err
+        return self.root / folder / f"{sample_id}{suffix}"
+
+    def folder(self, kind: str) -> Path:
+        """The folder holding every sample's file of ``kind``."""
+        return self.root / SAMPLE_FILES[kind][0]
+
+    def rgb(self, sample_id: str) -> Path:
+        """``rgb/{id}.jpg``: the 256x256 RGB crop."""
+        return self.file("rgb", sample_id)
+
+    def mask(self, sample_id: str) -> Path:
+        """``mask/{id}.png``: uint8 segmentation (0 background, 1 hand, 2 object)."""
+        return self.file("mask", sample_id)
+
+    def depth(self, sample_id: str) -> Path:
+        """``depth/{id}.png``: uint16 depth in millimetres (synth only)."""
+        return self.file("depth", sample_id)
+
+    def meta(self, sample_id: str) -> Path:
+        """``meta/{id}.json``: the annotation."""
+        return self.file("meta", sample_id)
+
+    def mesh(self, part: str, sample_id: str) -> Path:
+        """``mesh_{part}/{id}.ply`` for ``part`` in ``("hand", "obj")``."""
+        if part not in MESH_PARTS:
+            raise ValueError(f"mesh part must be one of {MESH_PARTS}, got {part!r}")
+        return self.file(f"mesh_{part}", sample_id)
+
+    def shard_manifest(self, shard: int | str) -> Path:
+        """``shards/shard_{k}.json``: the manifest of shard ``k`` (ids written, ids skipped)."""
+        return self.root / "shards" / f"shard_{shard_name(shard)}.json"
+
+    def ids(self) -> list[str]:
+        """Sorted ids of the samples whose annotation exists."""
+        return sorted(p.stem for p in self.folder("meta").glob("*.json"))

@@ -13,22 +13,19 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from gsdf.config import ConfigError, from_dict, to_dict
-from gsdf.geometry.mesh_io import save_mesh
+from gsdf.data import canonical
+from gsdf.data.canonical import round_floats
 from gsdf.hand import HandAsset
-from gsdf.paths import SPLITS
+from gsdf.paths import SPLITS, SplitLayout
 from gsdf.synth.config import SynthConfig
 from gsdf.synth.generate import Sample, SequenceGenerator, load_backgrounds
 from gsdf.synth.objects import UserMeshes, load_user_meshes
-from gsdf.utils.io import write_bytes, write_text
-
-# Decimals kept in meta JSON (1e-9 m): the same floats always print the same way.
-JSON_DECIMALS = 9
+from gsdf.utils.io import write_text
 
 
 def split_sequences(cfg: SynthConfig, split: str) -> list[int]:
@@ -48,47 +45,13 @@ def shard_sequences(cfg: SynthConfig, split: str, shard: int, num_shards: int) -
     return split_sequences(cfg, split)[shard::num_shards]
 
 
-def _round(obj: Any) -> Any:
-    """Numpy arrays and floats -> nested lists of floats rounded to ``JSON_DECIMALS``."""
-    if isinstance(obj, np.ndarray):
-        if np.issubdtype(obj.dtype, np.floating):
-            return _round(obj.tolist())
-        return obj.tolist()
-    if isinstance(obj, list | tuple):
-        return [_round(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        value = round(float(obj), JSON_DECIMALS)
-        return 0.0 if value == 0 else value  # no "-0.0"
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def meta_json(meta: Mapping[str, Any]) -> str:
-    """Deterministic JSON text of an annotation (fixed decimals, keys in insertion order)."""
-    return json.dumps({k: _round(v) for k, v in meta.items()}, indent=1) + "\n"
-
-
-def _encode(ext: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
-    ok, buf = cv2.imencode(ext, image, params or [])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {ext} image of shape {image.shape}")
-    return buf.tobytes()
-
-
 def write_sample(split_dir: str | Path, sample: Sample, jpeg_quality: int = 95) -> None:
     """Write one sample's files under ``split_dir`` (rgb, mask, depth, meshes, meta)."""
-    d = Path(split_dir)
-    sid = sample.id
-    write_bytes(d / "rgb" / f"{sid}.jpg", _encode(".jpg", sample.rgb[..., ::-1],
-                                                 [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
-    write_bytes(d / "mask" / f"{sid}.png", _encode(".png", sample.mask))
-    depth_mm = np.clip(np.round(sample.depth.astype(np.float64) * 1000.0), 0, 65535)
-    write_bytes(d / "depth" / f"{sid}.png", _encode(".png", depth_mm.astype(np.uint16)))
-    save_mesh(d / "mesh_hand" / f"{sid}.ply", sample.hand_vertices, sample.hand_faces,
-              vertex_parts=sample.hand_parts)
-    save_mesh(d / "mesh_obj" / f"{sid}.ply", sample.obj_vertices, sample.obj_faces)
-    write_text(d / "meta" / f"{sid}.json", meta_json(sample.meta))
+    canonical.write_sample(SplitLayout(split_dir), sample.id, rgb=sample.rgb,
+                           hand_vertices=sample.hand_vertices, hand_faces=sample.hand_faces,
+                           hand_parts=sample.hand_parts, obj_vertices=sample.obj_vertices,
+                           obj_faces=sample.obj_faces, meta=sample.meta, mask=sample.mask,
+                           depth=sample.depth, jpeg_quality=jpeg_quality)
 
 
 def load_hand_asset(hand_cfg: Mapping[str, Any]) -> HandAsset:
@@ -176,10 +139,10 @@ def run_shard(params: Mapping[str, Any], split: str, shard: int, out_dir: str | 
     stats = {
         "num_sequences": len(videos),
         "num_samples": len(ids),
-        "max_penetration_m": _round(float(max(pen, default=0.0))),
-        "frac_contact_2mm": _round(float(np.mean(np.asarray(gap) <= 0.002))) if gap else None,
-        "mean_attempts": _round(float(np.mean(attempts)) if attempts else 0.0),
-        "frac_min_coverage": _round(float(np.mean(covered))) if covered else None,
+        "max_penetration_m": round_floats(float(max(pen, default=0.0))),
+        "frac_contact_2mm": round_floats(float(np.mean(np.asarray(gap) <= 0.002))) if gap else None,
+        "mean_attempts": round_floats(float(np.mean(attempts)) if attempts else 0.0),
+        "frac_min_coverage": round_floats(float(np.mean(covered))) if covered else None,
     }
     record = {
         "ids": ids,
