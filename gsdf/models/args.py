@@ -61,7 +61,7 @@ class PoseArgs:
         neck_stages: number of x2 upsampling stages (3: heatmap at 1/4 of the image).
         neck_skips: add the backbone's stride-16/8/4/2 maps to the neck's stages (a UNet with
             skip connections, needs ``neck_stages`` <= 4); the reference's neck has none. Skips
-            localise joints far better from small inputs (see README "Benchmark preset").
+            localise joints far better from small inputs (docs/results.md, "The pose network").
         heatmap_depth: depth bins of the 3D heatmap (64).
         depth_dim: half range, metres, of the depth bins around the wrist depth (0.20 in the
             reference's pose experiments, 0.28 in its config default).
