@@ -51,7 +51,7 @@ METRICS: tuple[str, ...] = (
     "chamfer_obj_cm2", "fscore_obj_5mm", "fscore_obj_10mm",
     "hand_joint_err_cm", "obj_center_err_cm", "obj_corner_err_cm",
     "penetration_depth_cm", "intersection_volume_cm3", "contact",
-    "icp_scale",
+    "icp_scale", "root_err_cm",
 )
 
 
@@ -184,6 +184,8 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
             row["obj_center_err_cm"] = center_error_cm(pose["obj_center"], meta["obj_center_3d"])
         if pose.get("obj_corners") is not None:
             row["obj_corner_err_cm"] = joint_error_cm(pose["obj_corners"], meta["obj_corners_3d"])
+        if pose.get("root") is not None:  # reconstruct.hand_frame: predicted
+            row["root_err_cm"] = center_error_cm(pose["root"], meta["hand_joints_3d"][0])
     except FileNotFoundError:
         reasons.append(f"pose: {paths.pred_pose}: file not found")
     except (ValueError, KeyError, TypeError) as err:
@@ -286,14 +288,21 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
         raise EvaluationError(f"the test split of {dataset!r} is empty (shard manifests: "
                               f"{list(dataset_shards)}); rerun its synth/prepare stage")
     no_surface: dict[str, str] = {}
+    no_root: dict[str, str] = {}
     for path in recon_shards:
-        for item in read_json(path).get("no_surface", []):
+        shard = read_json(path)
+        for item in shard.get("no_surface", []):
             no_surface[str(item["id"])] = ",".join(item.get("fields", []))
+        for item in shard.get("no_root", []):  # reconstruct.hand_frame: predicted
+            no_root[str(item["id"])] = str(item.get("reason", ""))
     per_sample = evaluate_samples(sample_paths(layout, exp, dataset, ids), cfg, threads)
     for i, row in per_sample.iterrows():
         if row["id"] in no_surface:
             per_sample.at[i, "reason"] = (f"no zero crossing ({no_surface[row['id']]}); "
                                           + row["reason"]).rstrip("; ")
+        if row["id"] in no_root:
+            per_sample.at[i, "reason"] = (f"root not solved ({no_root[row['id']]}); "
+                                          + per_sample.at[i, "reason"]).rstrip("; ")
     summary = summarize(per_sample)
     summary.insert(3, "num_no_surface", len(set(no_surface) & set(ids)))
     write_csv(per_sample_csv, per_sample)

@@ -6,6 +6,12 @@ hand frame -> camera space (``p_cam = p_hand * 2 / recon_scale + wrist`` with th
 model's state used, i.e. the annotated ``hand_center_3d`` at test time, as in the reference),
 write ``meshes/{id}_hand.ply``, ``meshes/{id}_obj.ply`` and ``poses/{id}.json``. A field without
 a zero crossing gets no mesh; the sample is listed under ``no_surface`` and the shard goes on.
+
+With ``hand_frame: predicted`` the wrist is not the annotation but what the model's own pose
+network and the root solver give (:mod:`gsdf.eval.hand_frame`, :mod:`gsdf.hand.root`); the
+dataset's intrinsics are still used. ``poses/{id}.json`` then also holds ``root`` (the wrist
+used, camera metres) and ``root_err_cm`` (its distance to the annotated wrist); a sample whose
+root cannot be solved is listed under ``no_root`` with its reason.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class ReconstructConfig:
         refine: coarse-to-fine refinement rule, ``lipschitz`` (certified) or ``sign``
             (follow sign changes, for learned fields flat near zero; see
             :mod:`gsdf.geometry.meshing`).
+        hand_frame: origin of the hand frame, ``ground_truth`` (the annotated wrist, the
+            reference's protocol) or ``predicted`` (from the model's pose network, no ground
+            truth; gsdf / gsdf_video only).
     """
 
     mode: str = "coarse_to_fine"
@@ -52,6 +61,14 @@ class ReconstructConfig:
     coarse_stride: int = 8
     point_batch_size: int = 65536
     refine: str = "lipschitz"
+    hand_frame: str = "ground_truth"
+
+    def __post_init__(self) -> None:
+        from gsdf.eval.hand_frame import HAND_FRAMES
+
+        if self.hand_frame not in HAND_FRAMES:
+            raise ValueError(f"reconstruct.hand_frame must be one of {list(HAND_FRAMES)}, got "
+                             f"{self.hand_frame!r}")
 
     def meshing(self) -> MeshingConfig:
         return MeshingConfig(mode=self.mode, resolution=self.resolution, fit_cube=self.fit_cube,
@@ -81,13 +98,17 @@ def _collate(item: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return batch
 
 
+def _video_middle(x: torch.Tensor) -> torch.Tensor:
+    """``hand_center_3d`` of a batch: (B, 3), or the middle frame of (B, T, 3)."""
+    return x[:, x.shape[1] // 2] if x.dim() == 3 else x
+
+
 def _frame(state: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, float]:
     """(wrist (3,) camera metres, recon_scale) the model's hand frame was built with."""
     if isinstance(state, Mapping) and "wrist" in state and "scale" in state:
         return _first(state["wrist"]), float(_first(state["scale"]).reshape(-1)[0]) * 2.0
-    wrist = batch["hand_center_3d"]
-    wrist = wrist[:, wrist.shape[1] // 2] if wrist.dim() == 3 else wrist  # video: middle frame
-    return _first(wrist), float(_first(batch["recon_scale"]).reshape(-1)[0])
+    scale = float(_first(batch["recon_scale"]).reshape(-1)[0])
+    return _first(_video_middle(batch["hand_center_3d"])), scale
 
 
 def _branches(model: Any) -> list[str]:
@@ -139,9 +160,19 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
         (``{"id", "fields"}`` for fields without a zero crossing), ``missing`` (ids not in the
         packed split), per-sample ``stats`` (seconds, decoder queries) and totals.
     """
+    from gsdf.eval.hand_frame import hand_size, pose_network, with_predicted_frame
+    from gsdf.hand.root import RootSolveError
+
     device = torch.device(device)
+    predicted = cfg.hand_frame == "predicted"
+    size = None
+    if predicted:
+        pose_network(model)  # HandFrameError before any work for models without one
+        size = hand_size(model)
     index = {sid: i for i, sid in enumerate(dataset.ids)}
     manifest: dict[str, Any] = {"done": [], "no_surface": [], "missing": [], "stats": {}}
+    if predicted:
+        manifest["no_root"] = []
     for sid in ids:
         if sid not in index:
             manifest["missing"].append(sid)
@@ -149,9 +180,23 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
             continue
         start = time.perf_counter()
         batch = _collate(dataset[index[sid]], device)
-        out = reconstruct_sample(model, batch, cfg, device)
         paths = {"hand": layout.mesh_hand(exp=exp, dataset=dataset_name, id=sid),
                  "obj": layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid)}
+        frame: dict[str, Any] = {}
+        if predicted:
+            gt_wrist = _first(_video_middle(batch["hand_center_3d"]))
+            try:
+                batch, sols = with_predicted_frame(model, batch, size)
+            except RootSolveError as err:
+                manifest["no_root"].append({"id": sid, "reason": str(err)})
+                log.warning("%s: root not solved (%s); skipped", sid, err)
+                for path in (*paths.values(), layout.pose_pred(exp=exp, dataset=dataset_name,
+                                                               id=sid)):
+                    path.unlink(missing_ok=True)  # no stale outputs of an earlier run
+                continue
+            frame = {"root": sols[0].root,
+                     "root_err_cm": float(np.linalg.norm(sols[0].root - gt_wrist) * 100.0)}
+        out = reconstruct_sample(model, batch, cfg, device)
         empty = []
         for branch, path in paths.items():
             mesh = out["meshes"].get(branch)
@@ -161,17 +206,22 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
                     empty.append(branch)
             else:
                 save_mesh(path, mesh[0], mesh[1])
-        write_json(layout.pose_pred(exp=exp, dataset=dataset_name, id=sid), out["pose"])
+        write_json(layout.pose_pred(exp=exp, dataset=dataset_name, id=sid),
+                   {**out["pose"], **frame})
         if empty:
             manifest["no_surface"].append({"id": sid, "fields": empty})
             log.warning("%s: no zero crossing in the %s field(s); no mesh", sid, empty)
         else:
             manifest["done"].append(sid)
         manifest["stats"][sid] = {"seconds": round(time.perf_counter() - start, 3),
-                                  "queries": out["num_queries"]}
+                                  "queries": out["num_queries"], **frame}
+        manifest["stats"][sid].pop("root", None)
     stats = manifest["stats"].values()
     manifest["num_samples"] = len(ids)
     manifest["num_no_surface"] = len(manifest["no_surface"])
+    if predicted:
+        errs = [s["root_err_cm"] for s in stats]
+        manifest["root_err_cm_median"] = float(np.median(errs)) if errs else None
     manifest["total_queries"] = int(sum(sum(s["queries"].values()) for s in stats))
     manifest["total_seconds"] = round(float(sum(s["seconds"] for s in stats)), 3)
     return manifest
