@@ -17,7 +17,7 @@ Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
 COMMANDS: list[Command] = []
 # `gsdf --help` lists the stages in pipeline order.
 PIPELINE_ORDER = ("synth", "prepare", "sample_sdf", "pack", "train", "reconstruct", "evaluate",
-                  "compare")
+                  "compare", "predict")
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
@@ -324,3 +324,54 @@ def synth(args: argparse.Namespace) -> int:
           f"{stats['frac_contact_2mm']}, max penetration {stats['max_penetration_m']} m, "
           f"{len(record['skipped_meshes'])} unreadable user meshes skipped")
     return 0
+
+
+# --- predict (issue 26) ----------------------------------------------------------------------
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="photos (JPEG, PNG, ...) or one folder of photos")
+    p.add_argument("--checkpoint", required=True, metavar="EXP_DIR",
+                   help="a gsdf / gsdf_video experiment folder (results/{exp}_{dataset}) or its "
+                   "checkpoint.pt")
+    p.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=None,
+                   help="box around the hand and the object, pixels (default: the whole photo)")
+    p.add_argument("--focal", type=float, default=None, metavar="F",
+                   help="focal length of the photo in pixels (default: from EXIF, else a "
+                   "26 mm-equivalent phone camera; see docs/predict.md)")
+    p.add_argument("--out", default="predictions", metavar="DIR",
+                   help="output folder (default: ./predictions)")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="default: cuda if available, else cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+@command("predict", "hand and object meshes from your own photos (gsdf / gsdf_video models)",
+         _predict_args)
+def predict(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+    from pathlib import Path
+
+    from gsdf.config import ConfigError, parse_params
+    from gsdf.eval.predict import PredictInputError
+    from gsdf.stages import predict as stage
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    params = parse_params(args.params)
+    if args.focal is not None:
+        params = {**params, "predict": {**(params.get("predict") or {}), "focal": args.focal}}
+    try:
+        manifest = stage.run(
+            stage.Inputs(Path(args.checkpoint), tuple(Path(p) for p in args.images)),
+            stage.Outputs(Path(args.out)), params, bbox=args.bbox, device=args.device,
+            threads=args.threads)
+    except (PredictInputError, ConfigError) as err:
+        print(f"gsdf predict: {err}", file=sys.stderr)
+        return 2
+    for item in manifest["skipped"]:
+        print(f"gsdf predict: skipped {item['reason']}", file=sys.stderr)
+    print(f"gsdf predict: {len(manifest['done'])} photo(s) reconstructed into {args.out}, "
+          f"{len(manifest['skipped'])} skipped")
+    return 0 if manifest["done"] else 2

@@ -64,19 +64,60 @@ def render_meshes(meshes: Sequence[tuple[trimesh.Trimesh, np.ndarray]], size: in
     dirs = np.stack([(u - size / 2) / focal, (v - size / 2) / focal, np.ones_like(u)], -1)
     dirs = (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).reshape(-1, 3)
     origin = np.array([0.0, 0.0, -distance])
-    scene = trimesh.util.concatenate([m for m, _ in moved])
-    colours = np.concatenate([np.tile(c, (len(m.faces), 1)) for m, c in moved])
-    locations, ray_idx, tri_idx = scene.ray.intersects_location(
+    colours, ray_idx, _ = _cast(moved, origin, dirs)
+    flat = image.reshape(-1, 3)
+    flat[ray_idx] = colours
+    return flat.reshape(size, size, 3)
+
+
+def _cast(meshes: Sequence[tuple[trimesh.Trimesh, np.ndarray]], origin: np.ndarray,
+          dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First hits of rays from ``origin`` (3,) along ``dirs`` (R, 3) on coloured meshes.
+
+    Returns:
+        shaded colours (H, 3) uint8, the ray index (H,) and the mesh index (H,) of each hit.
+    """
+    scene = trimesh.util.concatenate([m for m, _ in meshes])
+    colours = np.concatenate([np.tile(c, (len(m.faces), 1)) for m, c in meshes])
+    owner = np.concatenate([np.full(len(m.faces), i) for i, (m, _) in enumerate(meshes)])
+    _, ray_idx, tri_idx = scene.ray.intersects_location(
         np.tile(origin, (len(dirs), 1)), dirs, multiple_hits=False)
-    if len(ray_idx) == 0:
-        return image
     normals = scene.face_normals[tri_idx]
     light = np.array([0.3, -0.5, -1.0])
     light /= np.linalg.norm(light)
     shade = 0.35 + 0.65 * np.abs(normals @ light)
+    shaded = np.clip(colours[tri_idx] * shade[:, None], 0, 255).astype(np.uint8)
+    return shaded, ray_idx, owner[tri_idx]
+
+
+def render_camera(meshes: Sequence[tuple[trimesh.Trimesh | None, np.ndarray]],
+                  cam_intr: np.ndarray, width: int, height: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast camera-space meshes through the real camera ``cam_intr`` (3, 3) (OpenCV
+    camera at the origin; pixel ``(u, v)`` covers ``[u, u+1) x [v, v+1)``).
+
+    Args:
+        meshes: ``(mesh in camera metres or None, rgb (3,))`` pairs.
+        cam_intr: (3, 3) intrinsics of a ``width`` x ``height`` image.
+
+    Returns:
+        image (H, W, 3) uint8 (background 0) and labels (H, W) int: -1 background, else the
+        index in ``meshes`` of the mesh seen in the pixel.
+    """
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    labels = np.full(height * width, -1, dtype=np.int64)
+    kept = [(i, m, c) for i, (m, c) in enumerate(meshes) if m is not None and len(m.faces)]
+    if not kept:
+        return image, labels.reshape(height, width)
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    k = np.asarray(cam_intr, dtype=np.float64)
+    dirs = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], -1)
+    dirs = (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).reshape(-1, 3)
+    colours, ray_idx, owner = _cast([(m, c) for _, m, c in kept], np.zeros(3), dirs)
     flat = image.reshape(-1, 3)
-    flat[ray_idx] = np.clip(colours[tri_idx] * shade[:, None], 0, 255).astype(np.uint8)
-    return flat.reshape(size, size, 3)
+    flat[ray_idx] = colours
+    labels[ray_idx] = np.array([i for i, _, _ in kept])[owner]
+    return flat.reshape(height, width, 3), labels.reshape(height, width)
 
 
 def _load_or_none(path: Path, keep_largest: bool = False) -> trimesh.Trimesh | None:
