@@ -55,6 +55,9 @@ TEMPLATES: dict[str, str] = {
     "metrics_per_sample": "{exp}_{dataset}/metrics_per_sample.csv",
     "metrics": "{exp}_{dataset}/metrics.csv",
     "renders_dir": "{exp}_{dataset}/renders",
+    # --- predict (your own photos; per-photo files {name}_hand.ply ... beside the manifest)
+    "predict_dir": "{exp}_{dataset}/predict",
+    "predict_manifest": "{exp}_{dataset}/predict/predict_manifest.json",
     # --- compare / report
     "comparison": "{dataset}_comparison.csv",
     "comparison_md": "{dataset}_comparison.md",

@@ -33,6 +33,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "reconstruct": ("reconstruct",),
     "evaluate": ("evaluate",),
     "compare": ("evaluate",),
+    "predict": ("reconstruct", "predict"),
 }
 
 
@@ -95,9 +96,41 @@ class Pipeline:
         targets += [self.path(name, dataset=dataset)
                     for name in ("comparison", "comparison_md", "comparison_plot")]
         targets.append(self.path("sdf_preview", dataset=dataset))
+        targets += self.predict_targets()
         if dataset == "synth":
             targets.append(self.path("contact_sheet", dataset=dataset))
         return targets
+
+    def predict_targets(self) -> list[str]:
+        """The ``predict`` manifests of every gsdf / gsdf_video experiment when
+        ``predict.images`` is set, else none."""
+        from gsdf.eval.predict import MODELS_WITH_POSE
+
+        if not (self.config.get("predict") or {}).get("images"):
+            return []
+        dataset = self.config["dataset"]
+        return [self.path("predict_manifest", exp=exp, dataset=dataset)
+                for exp in self.config["experiments"]
+                if self.experiment(exp).get("model") in MODELS_WITH_POSE]
+
+    def predict_inputs(self, wildcards) -> dict[str, Any]:
+        """The experiment's checkpoint and every photo of ``predict.images`` (a new photo
+        reruns the job)."""
+        from gsdf.eval.predict import images_in
+
+        folder = (self.config.get("predict") or {}).get("images")
+        if not folder:
+            raise ValueError("rule predict needs config key predict.images (a folder of photos)")
+        return {"checkpoint": self.path("checkpoint", exp=wildcards.exp,
+                                        dataset=wildcards.dataset),
+                "images": [str(p) for p in images_in(folder)]}
+
+    def predict_folder(self, wildcards=None) -> str:
+        return str((self.config.get("predict") or {}).get("images"))
+
+    def predict_dir(self, wildcards) -> str:
+        """``wildcards -> results/{exp}_{dataset}/predict``."""
+        return self.path("predict_dir", exp=wildcards.exp, dataset=wildcards.dataset)
 
     def path(self, name: str, **fields) -> str:
         return str(self.layout.path(name, **fields))
