@@ -375,3 +375,39 @@ def predict(args: argparse.Namespace) -> int:
     print(f"gsdf predict: {len(manifest['done'])} photo(s) reconstructed into {args.out}, "
           f"{len(manifest['skipped'])} skipped")
     return 0 if manifest["done"] else 2
+
+# --- prepare (issue 20): ObMan / DexYCB -> the canonical layout ------------------------------
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", required=True, choices=["train", "test"], help="split to convert")
+    p.add_argument("--shard", required=True, type=int,
+                   help="shard number, 0 <= K < datasets.{dataset}.num_shards")
+    p.add_argument("--manifest", required=True,
+                   help="shard manifest to write last (results/datasets/{dataset}/{split}/"
+                   "shards/shard_{K:03d}.json)")
+    p.add_argument("--split-dir", help="the split folder; default: the manifest's grandparent")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("prepare", "convert one shard of ObMan / DexYCB into the canonical layout",
+         _prepare_args)
+def prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gsdf.config import parse_params
+    from gsdf.data.raw import RawDataError
+    from gsdf.stages import prepare as stage
+
+    split_dir = Path(args.split_dir or Path(args.manifest).parent.parent)
+    try:
+        record = stage.run(stage.Inputs(args.split, args.shard),
+                           stage.Outputs(Path(args.manifest), split_dir),
+                           parse_params(args.params), progress=not args.no_progress)
+    except RawDataError as err:
+        raise SystemExit(f"gsdf prepare: {err}") from None
+    stats = record["stats"]
+    print(f"prepare {args.split} shard {args.shard}: {stats['num_samples']} samples "
+          f"({stats['num_reused']} reused), {stats['num_skipped']} skipped, "
+          f"{stats['num_excluded']} excluded by the selection rules, {stats['seconds']} s")
+    return 0

@@ -7,6 +7,7 @@ config a job depends on, so Snakemake's params rerun trigger reruns exactly the 
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ def dumps(obj) -> str:
 # Config sections each stage depends on (params of its jobs). Stages add their entry here.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "synth": ("synth", "hand"),
-    "prepare": ("prepare", "hand"),
+    "prepare": ("hand",),
     "sample_sdf": ("sample_sdf",),
     "pack": ("pack",),
     "train_pose": ("train",),
@@ -150,6 +151,21 @@ class Pipeline:
         """``wildcards -> stage_params(stage, wildcards.dataset)``."""
         return lambda wildcards: self.stage_params(stage, wildcards.dataset)
 
+    def prepare_params(self, wildcards) -> str:
+        """Params JSON of a ``prepare`` job: the dataset's section without ``recon_scale`` (it does
+        not change the converted samples) and ``hand.mano_root``."""
+        ds = {k: v for k, v in self.dataset_config(wildcards.dataset).items()
+              if k != "recon_scale"}
+        return dumps({"dataset": dict(ds, name=wildcards.dataset),
+                      "hand": {"mano_root": self.config.get("hand", {}).get("mano_root")}})
+
+    def prepare_check(self, wildcards) -> list[str]:
+        """Input function of ``prepare``: checks the raw download and the MANO pickle while the
+        DAG is built (once per dataset), so bad settings stop before any job with a message
+        naming the config key. Returns no files (the raw data are not workflow files)."""
+        _check_prepare(self.prepare_params(wildcards))
+        return []
+
     def exp_params(self, stage: str, exp_wildcard: str = "exp") -> Callable[[Any], str]:
         """``wildcards -> experiment_params(wildcards.<exp_wildcard>, dataset, stage)``."""
         return lambda wildcards: self.experiment_params(
@@ -235,6 +251,13 @@ class Pipeline:
     def compare_pairs(self, wildcards, input) -> str:
         """``exp=path`` pairs, in the order of ``config["experiments"]``."""
         return " ".join(f"{exp}={input[exp]}" for exp in self.config["experiments"])
+
+
+@functools.lru_cache(maxsize=8)
+def _check_prepare(params: str) -> None:
+    from gsdf.stages.prepare import check
+
+    check(json.loads(params))
 
 
 def repo_root() -> Path:

@@ -39,7 +39,7 @@ from gsdf.hand.kinematics import (
     skeleton_joints,
 )
 from gsdf.hand.layer import HandLayer, HandOutput, chain_transforms
-from gsdf.hand.mano import close_holes, load_mano, read_mano_pickle
+from gsdf.hand.mano import close_holes, load_mano, pca_to_axis_angle, read_mano_pickle
 from gsdf.hand.mesh_checks import self_intersections
 from gsdf.hand.procedural import BONE_LENGTHS, procedural_hand
 from gsdf.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
@@ -70,6 +70,7 @@ __all__ = [
     "inverse_kinematics",
     "load_mano",
     "matrix_to_axis_angle",
+    "pca_to_axis_angle",
     "mirror_asset",
     "mirror_pose_axis_angle",
     "procedural_hand",

@@ -260,3 +260,37 @@ def load_mano(path_or_root: str | Path, side: str = "right") -> HandAsset:
         )
     except ValueError as err:
         raise ValueError(f"{path}: not a valid MANO model: {err}") from err
+
+
+# The reference's closed MANO topology (zerchen/gSDF common/mano/assets/closed_fmano.npy, loaded
+# by preprocess/cocoify_obman.py line 27 and cocoify_dexycb.py line 127): MANO's 1538 faces plus
+# 14 triangles over the 16-vertex wrist loop, no new vertex. `close_holes` builds the same count
+# (a loop of n vertices gets n - 2 triangles), so `HandAsset.faces_closed` of the official
+# MANO_RIGHT.pkl has this many faces.
+MANO_CLOSED_FACES = 1552
+
+
+def pca_to_axis_angle(asset: HandAsset, coeffs: np.ndarray,
+                      flat_hand_mean: bool = True) -> np.ndarray:
+    """Finger pose from MANO PCA coefficients: ``coeffs @ hands_components[:n]`` (+ the mean).
+
+    manopth semantics (zerchen/gSDF common/mano/manolayer.py, ``th_full_hand_pose =
+    th_hand_pose_coeffs.mm(self.th_selected_comps)`` then ``th_hands_mean +`` it, where the mean
+    is zero with ``flat_hand_mean``).
+
+    Args:
+        asset: the hand model (its ``hands_components`` (45, 45) rows are the components).
+        coeffs: (..., n) PCA coefficients, 1 <= n <= 45 (the first n components).
+        flat_hand_mean: if False, add ``hands_mean`` (the mean pose).
+
+    Returns:
+        (..., 45) axis-angle finger pose (15 joints, MANO order).
+    """
+    coeffs = np.asarray(coeffs, dtype=np.float64)
+    n = coeffs.shape[-1]
+    if not 1 <= n <= 45:
+        raise ValueError(f"expected 1..45 PCA coefficients, got {n}")
+    pose = coeffs @ asset.hands_components[:n]
+    if not flat_hand_mean:
+        pose = pose + asset.hands_mean
+    return pose
