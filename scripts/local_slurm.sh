@@ -54,7 +54,13 @@ CONF
   ;;
 stop)
   for d in slurmd slurmctld munged; do
-    if [ -f "$state/$d.pid" ]; then kill "$(cat "$state/$d.pid")" 2>/dev/null || true; rm -f "$state/$d.pid"; fi
+    if [ -f "$state/$d.pid" ]; then
+      pid=$(cat "$state/$d.pid")
+      kill "$pid" 2>/dev/null || true
+      # wait (up to 10 s) until it is gone, so that a following start finds the port free
+      for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      rm -f "$state/$d.pid"
+    fi
   done
   echo "local SLURM stopped"
   ;;
