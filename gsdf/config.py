@@ -176,9 +176,23 @@ def config_dir(name: str) -> Path:
     return local if local.is_dir() else REPO_ROOT / "config" / name
 
 
+# The preset of ``preset: auto`` (or no preset) for each dataset: the real datasets get the
+# reference's settings, the synthetic one the 2-core CPU run.
+DATASET_PRESETS = {"synth": "default", "obman": "paper", "dexycb": "paper"}
+
+
 def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
-    """Merge ``config/presets/{preset}.yaml`` over ``config``; command-line values still win."""
-    preset = config.get("preset", "default")
+    """Merge ``config/presets/{preset}.yaml`` over ``config``; command-line values still win.
+
+    ``preset: auto`` (or none) picks the dataset's preset, :data:`DATASET_PRESETS`: ``paper``
+    for ``obman`` / ``dexycb``, ``default`` for ``synth``. The returned config names the preset
+    applied.
+    """
+    command_line = command_line or {}
+    preset = command_line.get("preset", config.get("preset")) or "auto"
+    if preset == "auto":
+        dataset = command_line.get("dataset", config.get("dataset", "synth"))
+        preset = DATASET_PRESETS.get(dataset, "default")
     presets_dir = config_dir("presets")
     preset_file = presets_dir / f"{preset}.yaml"
     if not preset_file.exists():
@@ -186,7 +200,9 @@ def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
         raise ConfigError(f"config key 'preset' = {preset!r}: no file {preset_file}; "
                           f"allowed values: {allowed}")
     merged = deep_merge(config, _load_preset(presets_dir, preset))
-    return deep_merge(merged, command_line or {})
+    merged = deep_merge(merged, command_line)
+    merged["preset"] = preset
+    return merged
 
 
 def _load_preset(presets_dir: Path, name: str, seen: tuple[str, ...] = ()) -> dict:

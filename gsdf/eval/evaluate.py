@@ -12,6 +12,18 @@ For every test sample (DESIGN.md section 11, the reference's ``tools/eval.py`` a
    object centre / corner errors (cm, without alignment, as the reference), and contact metrics
    of the aligned predicted pair.
 
+``evaluate.protocol`` chooses between two readings of the protocol where they differ
+(docs/paper.md "Evaluation protocol"):
+
+* ``gsdf``: largest component of all; one set of 30,000 samples per surface, used by the ICP and
+  by the metrics (the similarity is applied to the samples); the hand joint error of the
+  network's joints.
+* ``reference`` (zerchen/gSDF ``playground/*/recon.py`` + ``datasets/*/_evaluate``): largest
+  *watertight* component, the whole mesh when there are fewer than two; the ICP samples its own
+  30,000 points per hand surface, the aligned meshes are then sampled afresh for the metrics;
+  the hand joint error of the IK-refit joints (``ik_joints`` of the pose file) when the model
+  has them (gSDF).
+
 A missing or corrupt prediction makes the sample *failed* (with its reason) and its metrics empty;
 it never stops the stage. ``metrics.csv`` is one row: counts, then mean and median of every
 metric over the samples where it could be computed.
@@ -30,8 +42,8 @@ import pandas as pd
 import trimesh
 from scipy.spatial import cKDTree
 
-from gsdf.config import from_dict
-from gsdf.eval.align import Similarity, icp_scale_translation
+from gsdf.config import ConfigError, from_dict
+from gsdf.eval.align import Similarity, icp_on_meshes, icp_scale_translation
 from gsdf.eval.contact import contact_metrics
 from gsdf.eval.metrics import (
     M_TO_CM,
@@ -55,6 +67,9 @@ METRICS: tuple[str, ...] = (
 )
 
 
+PROTOCOLS = ("gsdf", "reference")
+
+
 class EvaluationError(RuntimeError):
     """The stage cannot run (e.g. an empty test split)."""
 
@@ -73,6 +88,7 @@ class EvalConfig:
         contact: compute the contact metrics (libigl signed distances).
         contact_step: grid step of the intersection volume, metres.
         seed: seed of the surface sampling (combined with the sample id).
+        protocol: ``gsdf`` | ``reference`` (see the module docstring).
     """
 
     num_points: int = 30000
@@ -84,6 +100,12 @@ class EvalConfig:
     contact: bool = True
     contact_step: float = 0.005
     seed: int = 0
+    protocol: str = "gsdf"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"config key 'evaluate.protocol' = {self.protocol!r}; allowed "
+                              f"values: {list(PROTOCOLS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +132,17 @@ def _seed(sample_id: str, seed: int, which: str) -> int:
     return (zlib.crc32(f"{sample_id}/{which}".encode()) + seed) % (2 ** 32)
 
 
-def _load_pred(path: Path, keep_largest: bool) -> trimesh.Trimesh:
+def _load_pred(path: Path, keep_largest: bool, protocol: str = "gsdf") -> trimesh.Trimesh:
     mesh = load_mesh(path)
-    return largest_component(mesh) if keep_largest else mesh
+    if not keep_largest:
+        return mesh
+    return largest_component(mesh, watertight_only=protocol == "reference")
+
+
+def _moved(mesh: trimesh.Trimesh, similarity: Similarity) -> trimesh.Trimesh:
+    """``mesh`` (metres) under ``similarity`` (cm)."""
+    to_metres = Similarity(similarity.scale, similarity.translation / M_TO_CM)
+    return trimesh.Trimesh(to_metres.apply(mesh.vertices), mesh.faces, process=False)
 
 
 def _mm_name(prefix: str, t: float) -> str:
@@ -134,12 +164,13 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
         return row
 
     hand = obj = None
+    reference = cfg.protocol == "reference"
     try:
-        hand = _load_pred(paths.pred_hand, cfg.largest_component)
+        hand = _load_pred(paths.pred_hand, cfg.largest_component, cfg.protocol)
     except MeshError as err:
         reasons.append(f"hand mesh: {err}")
     try:
-        obj = _load_pred(paths.pred_obj, cfg.largest_component)
+        obj = _load_pred(paths.pred_obj, cfg.largest_component, cfg.protocol)
     except MeshError as err:
         reasons.append(f"object mesh: {err}")
 
@@ -147,29 +178,40 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
     if hand is not None:
         pred = sample_surface(hand, cfg.num_points, _seed(paths.id, cfg.seed, "ph")) * M_TO_CM
         gt = sample_surface(gt_hand, cfg.num_points, _seed(paths.id, cfg.seed, "gh")) * M_TO_CM
-        trees = (cKDTree(pred), cKDTree(gt))  # shared by the ICP and the metrics
-        if cfg.icp:
-            similarity = icp_scale_translation(pred, gt, max_iter=cfg.icp_max_iter, trees=trees)
-        m = surface_metrics(pred, gt, tuple(t / 10.0 for t in cfg.hand_thresholds_mm),
-                            tree_pred=trees[0], tree_gt=trees[1], scale=similarity.scale,
-                            translation=similarity.translation)
+        if reference and cfg.icp:
+            # the reference's icp_ts: its own samples of both meshes, then the aligned mesh is
+            # sampled afresh for the metrics (recon.py exports it, _evaluate samples it)
+            similarity = icp_on_meshes(hand, gt_hand, cfg.num_points, cfg.icp_max_iter,
+                                       _seed(paths.id, cfg.seed, "icp"))
+            pred = sample_surface(_moved(hand, similarity), cfg.num_points,
+                                  _seed(paths.id, cfg.seed, "ph")) * M_TO_CM
+            m = surface_metrics(pred, gt, tuple(t / 10.0 for t in cfg.hand_thresholds_mm))
+        else:
+            trees = (cKDTree(pred), cKDTree(gt))  # shared by the ICP and the metrics
+            if cfg.icp:
+                similarity = icp_scale_translation(pred, gt, max_iter=cfg.icp_max_iter,
+                                                   trees=trees)
+            m = surface_metrics(pred, gt, tuple(t / 10.0 for t in cfg.hand_thresholds_mm),
+                                tree_pred=trees[0], tree_gt=trees[1], scale=similarity.scale,
+                                translation=similarity.translation)
         row["chamfer_hand_cm2"] = m["chamfer"]
         for t in cfg.hand_thresholds_mm:
             row[_mm_name("fscore_hand", t)] = m[f"fscore@{t / 10.0:g}"]
         row["icp_scale"] = similarity.scale
     if obj is not None:
-        pred = sample_surface(obj, cfg.num_points, _seed(paths.id, cfg.seed, "po")) * M_TO_CM
         gt = sample_surface(gt_obj, cfg.num_points, _seed(paths.id, cfg.seed, "go")) * M_TO_CM
-        m = surface_metrics(similarity.apply(pred), gt,
-                            tuple(t / 10.0 for t in cfg.obj_thresholds_mm))
+        if reference:
+            pred = sample_surface(_moved(obj, similarity), cfg.num_points,
+                                  _seed(paths.id, cfg.seed, "po")) * M_TO_CM
+        else:
+            pred = similarity.apply(
+                sample_surface(obj, cfg.num_points, _seed(paths.id, cfg.seed, "po")) * M_TO_CM)
+        m = surface_metrics(pred, gt, tuple(t / 10.0 for t in cfg.obj_thresholds_mm))
         row["chamfer_obj_cm2"] = m["chamfer"]
         for t in cfg.obj_thresholds_mm:
             row[_mm_name("fscore_obj", t)] = m[f"fscore@{t / 10.0:g}"]
     if hand is not None and obj is not None and cfg.contact:
-        to_metres = Similarity(similarity.scale, similarity.translation / M_TO_CM)
-        aligned_hand = trimesh.Trimesh(to_metres.apply(hand.vertices), hand.faces, process=False)
-        aligned_obj = trimesh.Trimesh(to_metres.apply(obj.vertices), obj.faces, process=False)
-        c = contact_metrics(aligned_hand, aligned_obj, cfg.contact_step)
+        c = contact_metrics(_moved(hand, similarity), _moved(obj, similarity), cfg.contact_step)
         row["penetration_depth_cm"] = c["penetration_depth"]
         row["intersection_volume_cm3"] = c["intersection_volume"]
         row["contact"] = c["contact"]
@@ -178,8 +220,11 @@ def evaluate_sample(paths: SamplePaths, cfg: EvalConfig) -> dict:
         pose = read_json(paths.pred_pose)
         if not isinstance(pose, dict):
             raise ValueError(f"{paths.pred_pose}: expected a JSON object")
-        if pose.get("joints") is not None:
-            row["hand_joint_err_cm"] = joint_error_cm(pose["joints"], meta["hand_joints_3d"])
+        joints = pose.get("joints")
+        if reference and pose.get("ik_joints") is not None:
+            joints = pose["ik_joints"]  # the reference scores the IK-refit MANO joints
+        if joints is not None:
+            row["hand_joint_err_cm"] = joint_error_cm(joints, meta["hand_joints_3d"])
         if pose.get("obj_center") is not None:
             row["obj_center_err_cm"] = center_error_cm(pose["obj_center"], meta["obj_center_3d"])
         if pose.get("obj_corners") is not None:

@@ -118,9 +118,19 @@ def view_extents(points: np.ndarray, view_dir: np.ndarray,
     return depth, lateral
 
 
-def largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """The connected component (by faces sharing an edge) of largest area, as the reference."""
-    parts = mesh.split(only_watertight=False)
+def largest_component(mesh: trimesh.Trimesh, watertight_only: bool = False) -> trimesh.Trimesh:
+    """The connected component (by faces sharing an edge) of largest area.
+
+    Args:
+        mesh: the predicted mesh.
+        watertight_only: ``False`` (``evaluate.protocol: gsdf``): the largest of all components.
+            ``True`` (``protocol: reference``): as the reference's
+            ``trimesh.graph.split(pred_mesh)`` (whose default ``only_watertight=True`` lists the
+            watertight components only; zerchen/gSDF ``playground/*/recon.py``
+            ``convert_sdf_samples_to_ply``): the largest watertight component when there are
+            at least two, else the whole mesh (open pieces included).
+    """
+    parts = mesh.split(only_watertight=watertight_only)
     if len(parts) <= 1:
         return mesh
     return max(parts, key=lambda m: m.area)

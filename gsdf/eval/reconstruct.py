@@ -145,7 +145,8 @@ def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructCon
         meshes[branch] = None if mesh is None else (
             hand_to_camera(mesh[0], wrist, recon_scale), mesh[1])
     pose_out = {key: (None if pose.get(key) is None else _first(pose[key]))
-                for key in ("joints", "obj_center", "obj_corners")}
+                for key in ("joints", "obj_center", "obj_corners", "ik_joints")
+                if key in pose}
     return {"meshes": meshes, "pose": pose_out, "num_queries": result.num_queries,
             "dense_queries": result.dense_queries}
 

@@ -1,12 +1,21 @@
-"""ResNet feature extractors (torchvision), ImageNet weights only from a local file.
+"""ResNet feature extractors (torchvision), optionally initialised with ImageNet weights.
 
 The module keeps torchvision's attribute names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so
 a torchvision ``resnet18-*.pth`` state dict loads as is (its ``fc.*`` entries are dropped).
-Nothing is ever downloaded.
+
+``model_args.backbone_weights`` (:func:`load_backbone_weights`):
+
+* ``imagenet``: torchvision's weights enum (``ResNet18_Weights.IMAGENET1K_V1`` ...), the weights
+  the reference loads from the same URL (zerchen/gSDF ``common/networks/backbones/resnet.py``
+  ``init_weights``). torchvision caches the file under the torch hub folder
+  (``$TORCH_HOME/hub/checkpoints/``) and downloads it only when it is not there;
+* a path: a local state dict (torchvision's format, ``fc.*`` ignored);
+* ``null``: torchvision's random initialisation.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -28,8 +37,8 @@ class ResNetBackbone(nn.Module):
 
     Args:
         name: ``resnet18`` | ``resnet34`` | ``resnet50``.
-        weights_path: optional local torchvision checkpoint (ImageNet weights); ``None`` keeps
-            torchvision's random initialisation.
+        weights_path: ``"imagenet"``, a local torchvision state dict, or ``None`` (random
+            initialisation); see :func:`load_backbone_weights`.
 
     Shapes:
         forward: image (B, 3, H, W), ImageNet-normalised -> features (B, C, H/32, W/32) with
@@ -52,15 +61,8 @@ class ResNetBackbone(nn.Module):
             self.load_imagenet(weights_path)
 
     def load_imagenet(self, weights_path: str | Path) -> None:
-        """Load torchvision ImageNet weights from a local file (the ``fc`` layer is ignored)."""
-        path = Path(weights_path)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"backbone weights {path} not found; set model_args 'backbone_weights' to a local "
-                f"torchvision {self.name} checkpoint, or to null for random initialisation")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        """Load ``"imagenet"`` or a local torchvision state dict (the ``fc`` layer is ignored)."""
+        state = load_backbone_weights(self.name, weights_path)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         self.load_state_dict(state, strict=True)
 
@@ -82,3 +84,60 @@ class ResNetBackbone(nn.Module):
         x2 = self.layer2(x1)
         x3 = self.layer3(x2)
         return self.layer4(x3), [x3, x2, x1, x0]
+
+
+IMAGENET = "imagenet"
+
+
+def imagenet_cache_path(name: str) -> Path:
+    """Where torchvision looks for (and caches) the ImageNet weights of ResNet ``name``:
+    ``{torch.hub.get_dir()}/checkpoints/{file name of the weights URL}``."""
+    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def load_backbone_weights(name: str, spec: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict ``model_args.backbone_weights = spec`` names for ResNet ``name``.
+
+    Args:
+        name: ``resnet18`` | ``resnet34`` | ``resnet50``.
+        spec: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1`` weights enum, read from the torch
+            hub cache or downloaded into it) or the path of a local state dict.
+
+    Raises:
+        FileNotFoundError: the local file is missing, or the ImageNet weights are neither cached
+            nor downloadable; the message names the file to provide.
+    """
+    if str(spec) == IMAGENET:
+        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+        try:
+            return weights.get_state_dict(progress=False)
+        except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError
+            raise FileNotFoundError(
+                f"model_args 'backbone_weights: imagenet': the {name} ImageNet weights are not "
+                f"in the torch hub cache and could not be downloaded from {weights.url} "
+                f"({type(err).__name__}: {err}). Download that file on a machine with internet "
+                f"access and put it at {imagenet_cache_path(name)} (the folder follows "
+                f"$TORCH_HOME), or set 'backbone_weights' to the path of a local state dict, "
+                f"or to null for random initialisation") from err
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"backbone weights {path} not found; set model_args 'backbone_weights' to a local "
+            f"torchvision {name} checkpoint, to 'imagenet', or to null for random "
+            f"initialisation")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state
+
+
+def without_pretrained(model_args: dict) -> dict:
+    """``model_args`` with every ``backbone_weights`` (also the nested ``pose`` one) set to
+    None: for networks whose trained weights are loaded right after they are built, so that
+    rebuilding them never reads (or downloads) ImageNet weights."""
+    out = dict(model_args)
+    out["backbone_weights"] = None
+    if isinstance(out.get("pose"), dict):
+        out["pose"] = without_pretrained(out["pose"])
+    return out

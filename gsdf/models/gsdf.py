@@ -26,7 +26,7 @@ from gsdf.models.args import GSDFArgs
 from gsdf.models.backbones import ResNetBackbone
 from gsdf.models.base import ObjectPoseBranch, SDFModel, State, base_state
 from gsdf.models.encodings import pixel_aligned_features
-from gsdf.models.hand_model import LayerHolder, ik_frames
+from gsdf.models.hand_model import LayerHolder, ik_refit
 from gsdf.models.heads import UNetNeck
 from gsdf.models.pose import PoseNet
 
@@ -85,7 +85,7 @@ class GSDF(SDFModel, ObjectPoseBranch):
                 joints = self.pose_net.predict_joints(image, state["wrist"], state["cam_intr"])
         state["joints"] = joints
         if self.needs_frames:
-            state["hand_frames"] = ik_frames(self.ik_layer, joints)
+            state["hand_frames"], state["ik_joints"] = ik_refit(self.ik_layer, joints)
 
     def encode(self, batch: Mapping[str, Any]) -> State:
         state = base_state(batch)
@@ -112,3 +112,9 @@ class GSDF(SDFModel, ObjectPoseBranch):
 
     def pose_losses(self, state: State, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         return self.object_pose_losses(state, batch)
+
+    def predict_pose(self, state: State) -> dict[str, torch.Tensor | None]:
+        """As :meth:`SDFModel.predict_pose`, plus ``ik_joints`` (B, 21, 3): the joints of the
+        hand model refit to the network's joints by IK (what the reference scores,
+        ``evaluate.protocol: reference``), None without IK."""
+        return {**super().predict_pose(state), "ik_joints": state.get("ik_joints")}

@@ -36,16 +36,19 @@ class LayerHolder:
         return self.layer
 
 
-def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
-    """Joint frames of predicted joints by inverse kinematics (gSDF Sec. 3.2).
+def ik_refit(holder: LayerHolder, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse kinematics of predicted joints (gSDF Sec. 3.2): joint frames and refit joints.
 
     Args:
         holder: the IK layer (flat mean, no PCA).
         joints: (B, 21, 3) camera metres (gSDF order).
 
     Returns:
-        (B, 16, 4, 4) frames relative to the wrist (metres), gSDF order (see
-        :func:`gsdf.models.encodings.joint_frames`).
+        ``frames`` (B, 16, 4, 4) relative to the wrist (metres), gSDF order (see
+        :func:`gsdf.models.encodings.joint_frames`), and ``refit`` (B, 21, 3) camera metres:
+        the joints of the hand model posed by the solved rotations (mean shape, wrist at
+        ``joints[:, 0]``), what the reference writes as the predicted joints
+        (``common/mano/inverse_kinematics.py`` ``ik_solver_mano`` returns ``joints``).
     """
     import gsdf.hand as hand
     from gsdf.models.encodings import joint_frames
@@ -53,4 +56,11 @@ def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
     rel = joints - joints[:, :1]
     with torch.no_grad():
         _, out = hand.inverse_kinematics(holder.get(rel), rel)
-    return joint_frames(out.transforms[..., :3, :3].to(joints.dtype), out.joints.to(joints.dtype))
+    frames = joint_frames(out.transforms[..., :3, :3].to(joints.dtype),
+                          out.joints.to(joints.dtype))
+    return frames, out.joints.to(joints.dtype) + joints[:, :1]
+
+
+def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
+    """Joint frames (B, 16, 4, 4) of predicted joints (B, 21, 3), see :func:`ik_refit`."""
+    return ik_refit(holder, joints)[0]

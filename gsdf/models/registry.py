@@ -119,6 +119,7 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
         (network, its :class:`PoseArgs`). From a checkpoint, the checkpoint's ``model_args``
         define the architecture (they replace ``args.pose``).
     """
+    from gsdf.models.backbones import without_pretrained
     from gsdf.models.pose import PoseNet
 
     pose_args = args.pose
@@ -135,13 +136,20 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
         if ckpt.get("model", "pose") != "pose":
             raise ConfigError(f"{path} is a checkpoint of model {ckpt.get('model')!r}; the "
                               f"'pose_checkpoint' of gsdf must come from model 'pose'")
-        pose_args = from_dict(A.PoseArgs, ckpt.get("model_args") or {}, "pose model_args")
+        # trained weights are loaded below: never read ImageNet weights for them
+        pose_args = from_dict(A.PoseArgs, without_pretrained(ckpt.get("model_args") or {}),
+                              "pose model_args")
         state = ckpt["state_dict"]
     elif pose_state_dict is not None:
         if pose_model_args is not None:
-            pose_args = from_dict(A.PoseArgs, pose_model_args, "pose_model_args")
+            pose_args = from_dict(A.PoseArgs, without_pretrained(pose_model_args),
+                                  "pose_model_args")
+        else:
+            pose_args = dataclasses.replace(pose_args, backbone_weights=None)
         state = pose_state_dict
-    elif not restore:
+    elif restore:
+        pose_args = dataclasses.replace(pose_args, backbone_weights=None)
+    else:
         raise ConfigError("model 'gsdf' needs its pretrained pose network: pass the context "
                           "'pose_checkpoint' (the train_pose checkpoint.pt of 'pose_experiment') "
                           "or 'pose_state_dict', or 'restore=True' when a complete gsdf "

@@ -236,7 +236,10 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
                               f"{ckpt['epoch']}); finish training first")
     if expect is not None:
         check_compatible(ckpt, expect["model"], expect.get("model_args") or {}, path)
-    model_args = dict(ckpt.get("resolved_model_args") or ckpt["model_args"])
+    from gsdf.models.backbones import without_pretrained
+
+    # the trained weights are loaded below: never read (or download) ImageNet weights
+    model_args = without_pretrained(dict(ckpt.get("resolved_model_args") or ckpt["model_args"]))
     build_context = dict(ckpt.get("context") or {})
     if "pose_checkpoint" in build_context:
         build_context = {"restore": True}
