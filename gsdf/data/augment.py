@@ -18,7 +18,9 @@ degrees with probability 0.6, colour scale ``U(0.8, 1.2)`` per channel, no scale
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,6 +60,25 @@ class Augmentation:
     zoom: float = 1.0
     shift: tuple[float, float] = (0.0, 0.0)
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def resolve_aug(dataset_aug: Mapping[str, Any] | None,
+                train_aug: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """The augmentation settings of a training run: the dataset's defaults
+    (``datasets.{name}.aug``, e.g. DexYCB's ``trans_factor: 0.1``), overridden key by key by the
+    experiment's ``train.aug``; ``None`` when neither sets anything (the :class:`AugmentConfig`
+    defaults, the reference's ObMan values).
+
+    Raises:
+        ConfigError: an unknown key, naming the allowed ones.
+    """
+    from gsdf.config import from_dict, to_dict
+
+    merged = {**(dataset_aug or {}), **(train_aug or {})}
+    if not merged:
+        return None
+    where = "train.aug" if train_aug else "datasets.<dataset>.aug"
+    return to_dict(from_dict(AugmentConfig, merged, where))
 
 
 def sample_augmentation(cfg: AugmentConfig, rng: np.random.Generator) -> Augmentation:
@@ -132,5 +153,5 @@ def rotate_axis_angle(R: np.ndarray, axis_angle: np.ndarray) -> np.ndarray:
     return out.reshape(3)
 
 
-__all__ = ["AugmentConfig", "Augmentation", "geometry", "rotate_axis_angle", "rotation_z",
-           "sample_augmentation", "warp_image"]
+__all__ = ["AugmentConfig", "Augmentation", "geometry", "resolve_aug", "rotate_axis_angle",
+           "rotation_z", "sample_augmentation", "warp_image"]

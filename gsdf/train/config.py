@@ -96,7 +96,8 @@ def train_config(experiment: Mapping[str, Any], defaults: Mapping[str, Any] | No
     merged = deep_merge(defaults or {}, experiment.get("train") or {})
     cfg = from_dict(TrainConfig, merged, "train")
     if cfg.aug is not None:
-        # checked (unknown keys) and converted (numbers given as strings) here, before training
-        cfg = dataclasses.replace(cfg, aug=to_dict(from_dict(AugmentConfig, cfg.aug,
-                                                             "train.aug")))
+        # checked (unknown keys) and converted (numbers given as strings) here, before training;
+        # only the keys given, so that the dataset's defaults (datasets.{name}.aug) fill the rest
+        checked = to_dict(from_dict(AugmentConfig, cfg.aug, "train.aug"))
+        cfg = dataclasses.replace(cfg, aug={k: checked[k] for k in cfg.aug})
     return cfg

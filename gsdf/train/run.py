@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from gsdf.config import ConfigError
+from gsdf.data.augment import resolve_aug
 from gsdf.train.config import TrainConfig, train_config
 from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
 from gsdf.train.loop import TrainOutputs, fit
@@ -24,8 +25,12 @@ def data_kind(model_name: str) -> str:
     return DATA_KINDS.get(model_name, "sdf")
 
 
-def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig,
+                    dataset_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments of ``gsdf.data.build_dataset`` for a training run.
+
+    ``dataset_info`` (``datasets.{name}`` of the config) gives the dataset's augmentation
+    defaults (``aug``), which the experiment's ``train.aug`` overrides key by key.
 
     Raises:
         ConfigError: ``train.image_size`` / ``train.frames`` disagree with
@@ -42,7 +47,8 @@ def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig) -> dict[str
     return {"kind": data_kind(experiment["model"]), "train": True,
             "image_size": cfg.image_size, "num_points": cfg.num_points,
             "clamp": args.get("clamp_dist", 0.05), "frames": frames,
-            "augment": cfg.augment, "aug": cfg.aug, "seed": cfg.seed}
+            "augment": cfg.augment,
+            "aug": resolve_aug((dataset_info or {}).get("aug"), cfg.aug), "seed": cfg.seed}
 
 
 def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainOutputs,
@@ -72,7 +78,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     if "model" not in experiment:
         raise ConfigError("--params: 'experiment' has no 'model'")
     cfg = train_config(experiment, params.get("train"))
-    options = dataset_options(experiment, cfg)
+    options = dataset_options(experiment, cfg, params.get("dataset"))
     context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
     if threads:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

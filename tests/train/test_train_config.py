@@ -45,7 +45,9 @@ def test_augmentation_settings_checked_and_converted_before_training():
     cfg = train_config({"model": "pose", "train": {"aug": {"rot_factor": "15.0",
                                                            "rot_prob": "1"}}})
     assert cfg.aug["rot_factor"] == 15.0 and isinstance(cfg.aug["rot_factor"], float)
-    assert cfg.aug["rot_prob"] == 1.0 and cfg.aug["scale_factor"] == 0.0  # defaults filled in
+    assert cfg.aug["rot_prob"] == 1.0
+    # only the keys given: the dataset's defaults (datasets.{name}.aug) fill the others
+    assert "trans_factor" not in cfg.aug
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['rotfactor'\] in 'train.aug'"):
         train_config({"model": "pose", "train": {"aug": {"rotfactor": 15.0}}})
 
