@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gsdf.config import resolve_experiment
+from gsdf.hand_asset import check_hand_config
 from gsdf.paths import Layout
 
 
@@ -30,8 +31,8 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "sample_sdf": ("sample_sdf",),
     "pack": ("pack",),
     "train_pose": ("train",),
-    "train_sdf": ("train",),
-    "reconstruct": ("reconstruct",),
+    "train_sdf": ("train", "hand"),
+    "reconstruct": ("reconstruct", "hand"),
     "evaluate": ("evaluate",),
     "compare": ("evaluate",),
     "predict": ("reconstruct", "predict"),
@@ -44,6 +45,8 @@ class Pipeline:
     def __init__(self, config: Mapping):
         self.config = config
         self.layout = Layout(config["results"])
+        # a run that needs MANO (real data, hand.asset: mano) stops here without it
+        check_hand_config(config)
 
     # --- datasets -------------------------------------------------------------------------
 

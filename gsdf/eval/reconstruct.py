@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsdf.config import from_dict
+from gsdf.config import ConfigError, from_dict
 from gsdf.geometry.mesh_io import save_mesh
 from gsdf.geometry.meshing import MeshingConfig, hand_to_camera, mesh_fields
 from gsdf.paths import Layout
@@ -245,6 +245,7 @@ def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manife
         threads: torch intra-op threads.
     """
     from gsdf.data import build_dataset
+    from gsdf.models.hand_model import HAND_MODELS, hand_asset_kind, load_hand_asset
     from gsdf.train import load_trained_model, read_checkpoint
     from gsdf.train.config import train_config
     from gsdf.train.run import dataset_options
@@ -254,7 +255,16 @@ def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manife
         torch.set_num_threads(int(threads))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     ids = [str(i) for i in read_json(shard_manifest).get("ids", [])]
-    model, experiment = load_trained_model(checkpoint, device)
+    context = {}
+    if (params.get("experiment") or {}).get("model") in HAND_MODELS:
+        context["hand_asset"] = load_hand_asset(params.get("hand"), dataset)
+    model, experiment = load_trained_model(checkpoint, device, **context)
+    trained_hand = (experiment.get("hand") or {}).get("asset")
+    wanted = hand_asset_kind(params.get("hand"), dataset)
+    if context and trained_hand and trained_hand != wanted:
+        raise ConfigError(f"{checkpoint} was trained with the {trained_hand} hand, but the "
+                          f"config's hand section gives the {wanted} one; retrain or restore "
+                          f"the hand settings it was trained with")
     # The image size etc. the run trained with (the checkpoint keeps its resolved train config).
     trained = read_checkpoint(checkpoint).get("train") or {}
     options = dataset_options(experiment, train_config(experiment, trained))

@@ -1,18 +1,58 @@
 """Access to the hand model (``gsdf.hand``) for the models: the asset, the LBS layer, IK.
 
+Which asset a run uses: :mod:`gsdf.hand_asset` (MANO on real data and with ``hand.asset: mano``,
+else the procedural hand). The stages load it once (:func:`load_hand_asset`) and pass it to
+``build_model(..., hand_asset=...)`` in training and reconstruction.
+
 The layers are kept out of the models' ``state_dict`` (they hold no learned weights and are
 rebuilt from the asset), and moved to the input's device when used.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from gsdf.hand_asset import HAND_MODELS, REAL_DATASETS, check_hand_config, hand_asset_kind
+
+
+@functools.lru_cache(maxsize=4)
+def _load(kind: str, root: str | None, seed: int) -> Any:
+    if kind == "mano":
+        from gsdf.hand import load_mano
+
+        return load_mano(root, side="right")
+    from gsdf.hand.procedural import procedural_hand
+
+    return procedural_hand(seed)
+
+
+def load_hand_asset(hand_cfg: Mapping[str, Any] | None, dataset: str | None) -> Any:
+    """The :class:`gsdf.hand.HandAsset` of a run (see :func:`hand_asset_kind`), loaded once per
+    process.
+
+    Args:
+        hand_cfg: the config section ``hand`` (``asset``, ``mano_root``, ``seed``).
+        dataset: the dataset name (``synth``, ``obman``, ``dexycb``).
+
+    Raises:
+        ConfigError: MANO is needed and ``hand.mano_root`` does not hold it
+            (:func:`gsdf.hand_asset.check_hand_config`).
+    """
+    hand_cfg = dict(hand_cfg or {})
+    kind = hand_asset_kind(hand_cfg, dataset)
+    if kind == "mano":
+        check_hand_config({"hand": hand_cfg, "dataset": dataset})
+    root = hand_cfg.get("mano_root")
+    return _load(kind, str(root) if root else None, int(hand_cfg.get("seed", 0)))
+
 
 def default_asset(asset: Any = None) -> Any:
-    """The given :class:`gsdf.hand.HandAsset`, or the procedural hand (seed 0)."""
+    """The given :class:`gsdf.hand.HandAsset`, or the procedural hand (seed 0) for models built
+    outside the stages (tests, notebooks); the stages always pass their run's asset."""
     if asset is not None:
         return asset
     from gsdf.hand.procedural import procedural_hand
@@ -64,3 +104,7 @@ def ik_refit(holder: LayerHolder, joints: torch.Tensor) -> tuple[torch.Tensor, t
 def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
     """Joint frames (B, 16, 4, 4) of predicted joints (B, 21, 3), see :func:`ik_refit`."""
     return ik_refit(holder, joints)[0]
+
+
+__all__ = ["HAND_MODELS", "REAL_DATASETS", "LayerHolder", "check_hand_config", "default_asset",
+           "hand_asset_kind", "ik_frames", "ik_refit", "load_hand_asset"]

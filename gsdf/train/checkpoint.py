@@ -206,6 +206,22 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     unwrap(model).load_state_dict(state_dict, strict=True)
 
 
+def _recorded_hand_asset(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """``{"hand_asset": ...}`` for a model trained with a hand layer when the caller gave none:
+    the procedural hand of the recorded seed; a MANO-trained model needs the caller's MANO."""
+    from gsdf.models.hand_model import HAND_MODELS, load_hand_asset
+
+    hand = (ckpt.get("experiment") or {}).get("hand")
+    if ckpt["model"] not in HAND_MODELS or not hand:
+        return {}
+    if hand.get("asset") == "mano":
+        raise CheckpointError(f"{path} was trained with the MANO hand: pass hand_asset= "
+                              f"(gsdf.models.hand_model.load_hand_asset with the config's "
+                              f"hand.mano_root)")
+    return {"hand_asset": load_hand_asset({"asset": "procedural", "seed": hand.get("seed", 0)},
+                                          None)}
+
+
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
                        expect: Mapping[str, Any] | None = None,
                        **context: Any) -> tuple[nn.Module, dict]:
@@ -244,6 +260,8 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
     if "pose_checkpoint" in build_context:
         build_context = {"restore": True}
     build_context.update(context)
+    if "hand_asset" not in build_context:
+        build_context.update(_recorded_hand_asset(ckpt, path))
     model = build_model(ckpt["model"], model_args, **build_context)
     load_weights(model, ckpt["state_dict"], path)
     model.to(device).eval()

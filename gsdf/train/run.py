@@ -12,6 +12,7 @@ import torch
 
 from gsdf.config import ConfigError
 from gsdf.data.augment import resolve_aug
+from gsdf.models.hand_model import HAND_MODELS, hand_asset_kind, load_hand_asset
 from gsdf.train.config import TrainConfig, train_config
 from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
 from gsdf.train.loop import TrainOutputs, fit
@@ -58,8 +59,10 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
 
     Args:
         params: ``{"experiment": resolved experiment, "dataset": {"name", "recon_scale", ...},
-            "train": global train defaults (optional)}`` (what ``Pipeline.experiment_params``
-            gives the rule).
+            "train": global train defaults (optional), "hand": the config's hand section
+            (optional; the hand asset of alignsdf / gsdf models, see
+            :mod:`gsdf.models.hand_model`)}`` (what ``Pipeline.experiment_params`` gives the
+            rule).
         packed_dir: ``results/{dataset}/train`` (``gsdf.paths`` ``packed_dir``).
         outputs: the files to write.
         pose_checkpoint: the frozen pose network's checkpoint (gsdf-style models).
@@ -80,6 +83,15 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     cfg = train_config(experiment, params.get("train"))
     options = dataset_options(experiment, cfg, params.get("dataset"))
     context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
+    hand = {}
+    if experiment["model"] in HAND_MODELS:
+        # MANO on real data (or hand.asset: mano), loaded once, before any process starts work;
+        # the checkpoint records which asset (not where it lives) through the experiment
+        dataset_name = (params.get("dataset") or {}).get("name")
+        hand_cfg = params.get("hand") or {}
+        hand = {"hand_asset": load_hand_asset(hand_cfg, dataset_name)}
+        experiment["hand"] = {"asset": hand_asset_kind(hand_cfg, dataset_name),
+                              "seed": int(hand_cfg.get("seed", 0))}
     if threads:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         torch.set_num_threads(max(1, threads // local_world))
@@ -87,7 +99,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     try:
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(experiment["model"], dict(experiment.get("model_args") or {}),
-                            **context)
+                            **context, **hand)
         dataset = build_dataset(packed_dir, **options)
         return fit(model, dataset, cfg, outputs, experiment=experiment, env=env,
                    dataset_info=params.get("dataset") or {}, context=context,
