@@ -35,7 +35,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "reconstruct": ("reconstruct", "hand"),
     "evaluate": ("evaluate",),
     "compare": ("evaluate",),
-    "predict": ("reconstruct", "predict"),
+    "predict": ("reconstruct", "predict", "hand"),
 }
 
 

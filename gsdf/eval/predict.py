@@ -186,13 +186,18 @@ def checkpoint_path(exp_dir: str | Path) -> Path:
     return path / "checkpoint.pt" if path.is_dir() else path
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Any, dict]:
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu",
+               hand: dict | None = None) -> tuple[Any, dict]:
     """The trained model of ``--checkpoint`` (an experiment folder or its checkpoint.pt).
+
+    ``hand``: the config's ``hand`` section; needed for a model trained with the MANO hand
+    (its ``mano_root``); a procedural-hand model rebuilds its hand from the checkpoint.
 
     Raises:
         PredictInputError: missing, unreadable, unfinished, or of a model without a pose
             network.
     """
+    from gsdf.config import ConfigError
     from gsdf.train import CheckpointError, load_trained_model, read_checkpoint
 
     path = checkpoint_path(checkpoint)
@@ -203,8 +208,14 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
                 f"--checkpoint {checkpoint}: a {name!r} model has no pose network to place "
                 "the hand without ground truth; give the folder of a "
                 f"{' or '.join(MODELS_WITH_POSE)} experiment (e.g. results/gsdf_synth)")
-        return load_trained_model(path, device)
-    except (FileNotFoundError, CheckpointError) as err:
+        context = {}
+        recorded = ((read_checkpoint(path).get("experiment") or {}).get("hand") or {})
+        if hand is not None and recorded.get("asset") == "mano":
+            from gsdf.models.hand_model import load_hand_asset
+
+            context["hand_asset"] = load_hand_asset({**hand, "asset": "mano"}, None)
+        return load_trained_model(path, device, **context)
+    except (FileNotFoundError, CheckpointError, ConfigError) as err:
         raise PredictInputError(f"--checkpoint {checkpoint}: {err}") from err
 
 
@@ -355,7 +366,8 @@ def run_predict(images: Sequence[str | Path], checkpoint: str | Path, out_dir: s
 
     Args:
         params: optional ``{"reconstruct": {...}}`` meshing settings (``hand_frame`` is
-            always ``predicted`` here).
+            always ``predicted`` here) and ``{"hand": {...}}`` (``mano_root`` of a model
+            trained with the MANO hand).
 
     Returns:
         the manifest: ``done`` (records), ``skipped`` (``{"image", "reason"}``).
@@ -374,7 +386,7 @@ def run_predict(images: Sequence[str | Path], checkpoint: str | Path, out_dir: s
     if threads:
         torch.set_num_threads(int(threads))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, experiment = load_model(checkpoint, device)
+    model, experiment = load_model(checkpoint, device, (params or {}).get("hand"))
     manifest: dict[str, Any] = {"done": [], "skipped": [], "checkpoint": str(checkpoint)}
     names: set[str] = {Path(MANIFEST).stem}
     for image in images:
