@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gsdf.data import canonical
 from gsdf.data.raw import README_SECTION, Excluded, RawDataError, SampleError, layout_error
 from gsdf.paths import SPLITS, SplitLayout
@@ -172,7 +174,7 @@ def _complete(layout: SplitLayout, sid: str, fp: str) -> bool:
 
 
 def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
-        progress: bool = True) -> dict:
+        progress: bool = True, threads: int = 1) -> dict:
     """Convert shard ``inputs.shard`` of ``inputs.split``; write the samples, then the manifest.
 
     Args:
@@ -181,6 +183,8 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
         params: ``{"dataset": {"name": "obman"|"dexycb", "root": ..., "num_shards": N, ...},
             "hand": {"mano_root": ...}}``.
         progress: show a tqdm bar (runtime only).
+        threads: torch threads of the hand layer (runtime only; one per job by default, so
+            that jobs side by side do not oversubscribe the cores).
 
     Returns:
         The manifest written.
@@ -188,7 +192,6 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
     Raises:
         RawDataError: the download or the MANO pickle is missing or laid out differently.
     """
-    from tqdm import tqdm
 
     if inputs.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {inputs.split!r}")
@@ -198,6 +201,18 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
     start = time.perf_counter()
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        return _run(inputs, outputs, params, name, ds, num_shards, shard, start, progress)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str, ds: dict,
+         num_shards: int, shard: int, start: float, progress: bool) -> dict:
+    from tqdm import tqdm
+
     asset = load_hand(params)
     reader = make_reader(params, inputs.split, asset)
     ids = reader.sample_ids()[shard::num_shards]
