@@ -2,7 +2,9 @@
 
 Modules: :mod:`gsdf.data.pack` (``annotations.json`` + LMDBs from the canonical layout and the SDF
 shards), :mod:`gsdf.data.lmdb_io` (the packed format and its readers), :mod:`gsdf.data.augment`,
-:mod:`gsdf.data.datasets`.
+:mod:`gsdf.data.datasets`; the readers of the real datasets for stage ``prepare``:
+:mod:`gsdf.data.obman`, :mod:`gsdf.data.dexycb` (raw download -> canonical records) and what
+they share, :mod:`gsdf.data.raw`.
 
 Use from the training / reconstruction stages::
 

@@ -50,6 +50,7 @@ from scipy.spatial.transform import Rotation
 
 from gsdf.data.raw import (
     CROP_SIZE,
+    Excluded,
     Record,
     SampleError,
     box_corners,
@@ -233,14 +234,19 @@ class ObManReader:
     # --- one sample -------------------------------------------------------------------------
 
     def read(self, sid: str) -> Record:
-        """The canonical record of sample ``sid``. Raises :class:`SampleError` if broken."""
+        """The canonical record of sample ``sid``.
+
+        Raises:
+            SampleError: unreadable files or a broken annotation.
+            Excluded: a left hand.
+        """
         meta = self._meta(sid)
         self._meta_cache.pop(sid, None)  # read once
         if isinstance(meta, SampleError):
             raise meta
         if str(meta["side"]) != "right":
-            raise SampleError(f"hand side {meta['side']!r}: only right hands are supported "
-                              "(the reference uses right hands only)")
+            # the reference uses right hands only (gSDF datasets/obman/obman.py line 84)
+            raise Excluded("left hand (right hands only)")
         nv = self.asset.num_vertices
         joints = check_finite("coords_3d", meta["coords_3d"], (21, 3)) @ CAM_EXTR.T
         verts = check_finite("verts_3d", meta["verts_3d"], (nv, 3)) @ CAM_EXTR.T

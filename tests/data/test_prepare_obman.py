@@ -234,16 +234,18 @@ def test_broken_annotation_is_skipped(obman, tmp_path):
         for sub in ("rgb", "segm", "meta"):
             (root / split / sub).mkdir(parents=True)
     src = base / "obman" / "test"
-    for sid, spoil in (("00000000", "nan"), ("00000001", "verts")):
-        with open(src / "meta" / f"{sid}.pkl", "rb") as fh:
+    for sid, spoil in (("00000000", "nan"), ("00000001", "verts"), ("00000003", "left")):
+        with open(src / "meta" / f"{min(sid, '00000001')}.pkl", "rb") as fh:
             meta = pickle.load(fh)
         if spoil == "nan":
             meta["coords_3d"][3, 1] = np.nan
-        else:
+        elif spoil == "verts":
             meta["verts_3d"] = meta["verts_3d"][:-5]
+        else:
+            meta["side"] = "left"
         with open(root / "test" / "meta" / f"{sid}.pkl", "wb") as fh:
             pickle.dump(meta, fh, protocol=2)
-        (root / "test" / "rgb" / f"{sid}.jpg").write_bytes((src / "rgb" / f"{sid}.jpg")
+        (root / "test" / "rgb" / f"{sid}.jpg").write_bytes((src / "rgb" / "00000000.jpg")
                                                             .read_bytes())
     p = params(base, mano, truth, num_shards=1, split_files=False)
     p["dataset"]["root"] = str(root)
@@ -252,6 +254,8 @@ def test_broken_annotation_is_skipped(obman, tmp_path):
     assert man["ids"] == []
     reasons = {s["id"]: s["reason"] for s in man["skipped"]}
     assert "NaN" in reasons["00000000"] and "verts_3d" in reasons["00000001"]
+    # a left hand is not broken: the reference uses right hands only, it is counted as excluded
+    assert man["excluded"] == {"left hand (right hands only)": 1} and len(reasons) == 2
 
 
 def test_multi_material_model_loads_whole(obman):

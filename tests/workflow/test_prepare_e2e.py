@@ -6,6 +6,7 @@ keep them about two minutes each on 2 cores."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,3 +72,32 @@ def test_dexycb_micro_pipeline(tmp_path):
     assert ids == truth["test"]
     snakemake(work, *config)
     check_metrics(res, "dexycb", len(truth["test"]))
+
+
+def dry_run(work: Path, *config: str) -> subprocess.CompletedProcess:
+    cmd = ["snakemake", "-n", "--cores", "2", "--until", "prepare", "--config", "preset=micro",
+           *config]
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
+
+
+def test_settings_are_checked_before_any_job(tmp_path):
+    """`dataset=obman` without its root: the DAG build stops, naming the key and the docs;
+    the nested --config of docs/real_datasets.md is merged into config.yaml (num_shards: 2 ->
+    two prepare jobs per split)."""
+    mano = make_mano(tmp_path / "mano")
+    make_obman(tmp_path / "obman", tmp_path / "ShapeNetCore.v2", mano)
+    work = workdir(tmp_path)
+    proc = dry_run(work, "dataset=obman", f"hand={{mano_root: {mano}}}")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "datasets.obman.root" in out and "real_datasets.md" in out, out[-3000:]
+    assert not (work / "results").exists()
+    proc = dry_run(work, "dataset=obman", f"hand={{mano_root: {mano}}}",
+                   f"datasets={{obman: {{root: {tmp_path / 'obman'}, shapenet_root: "
+                   f"{tmp_path / 'ShapeNetCore.v2'}, split_files: {{train: "
+                   f"{tmp_path / 'obman' / 'train_87k.json'}, test: null}}, num_shards: 2}}}}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = re.findall(r"wildcards: dataset=obman, split=(\w+), shard=(\d+)", proc.stdout)
+    assert sorted(jobs) == [("test", "000"), ("test", "001"), ("train", "000"),
+                            ("train", "001")]
+    assert '"split_files":{"test":null,"train":"' in proc.stdout
