@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mano_fixture import fake_source, write_fake_mano
 
 import gsdf.hand.procedural
 from gsdf.config import ConfigError, load_config
@@ -16,23 +17,22 @@ from gsdf.models import build_model
 from gsdf.models.hand_model import ik_refit, load_hand_asset
 from gsdf.models.pose import PoseNet
 from gsdf.models.registry import parse_model_args
-from tests.hand.test_mano_loader import _fake_source, _write_fake_mano
 
 
-def write_fixture_mano(root, monkeypatch):
+def write_fixture_mano(root):
     """A MANO_RIGHT.pkl in the official format (chumpy objects), whose template is the
     procedural hand's scaled by 1.15 (so it cannot be mistaken for the procedural hand)."""
-    src = _fake_source()
+    src = fake_source()
     src["v_template"] = src["v_template"] * 1.15
     root.mkdir(parents=True, exist_ok=True)
-    _write_fake_mano(root / "MANO_RIGHT.pkl", src, monkeypatch)
+    write_fake_mano(root / "MANO_RIGHT.pkl", src)
     return src
 
 
 @pytest.fixture
 def mano(tmp_path, monkeypatch):
     """(hand config, fixture source); the procedural hand raises if anything builds it."""
-    src = write_fixture_mano(tmp_path / "mano", monkeypatch)
+    src = write_fixture_mano(tmp_path / "mano")
 
     def no_procedural(*args, **kwargs):
         raise AssertionError("the procedural hand was built in a MANO run")
