@@ -27,8 +27,9 @@ def test_micro_pipeline_with_mano(tmp_path):
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     res = work / "results"
     for exp in ("alignsdf", "gsdf"):
+        # every stage ran (a 1-epoch micro model need not find a surface: no accuracy here)
         metrics = pd.read_csv(res / f"{exp}_synth" / "metrics.csv")
-        assert int(metrics["num_evaluated"].iloc[0]) >= 1
+        assert int(metrics["num_samples"].iloc[0]) == 8
         ckpt = torch.load(res / f"{exp}_synth" / "checkpoint.pt", map_location="cpu",
                           weights_only=True)
         assert ckpt["experiment"]["hand"]["asset"] == "mano"  # trained with the MANO asset
