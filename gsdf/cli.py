@@ -209,14 +209,20 @@ def _reconstruct_args(p: argparse.ArgumentParser) -> None:
          _reconstruct_args)
 def reconstruct(args: argparse.Namespace) -> int:
     import logging
+    import sys
 
     from gsdf.config import parse_params
+    from gsdf.eval.hand_frame import HandFrameError
     from gsdf.eval.reconstruct import run_reconstruct
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run_reconstruct(args.checkpoint, args.packed_dir, args.shard_manifest, args.results,
-                    args.exp, args.dataset, args.out, parse_params(args.params),
-                    device=args.device, threads=args.threads)
+    try:
+        run_reconstruct(args.checkpoint, args.packed_dir, args.shard_manifest, args.results,
+                        args.exp, args.dataset, args.out, parse_params(args.params),
+                        device=args.device, threads=args.threads)
+    except HandFrameError as err:
+        print(f"gsdf reconstruct: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

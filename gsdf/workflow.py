@@ -47,6 +47,26 @@ class Pipeline:
         self.layout = Layout(config["results"])
         # a run that needs MANO (real data, hand.asset: mano) stops here without it
         check_hand_config(config)
+        self.check_hand_frame()
+
+    def check_hand_frame(self) -> None:
+        """``reconstruct.hand_frame: predicted`` needs every experiment to have a pose network.
+
+        Raises:
+            ConfigError: naming the experiments without one.
+        """
+        from gsdf.config import ConfigError
+        from gsdf.eval.predict import MODELS_WITH_POSE
+
+        if (self.config.get("reconstruct") or {}).get("hand_frame") != "predicted":
+            return
+        bad = [exp for exp in self.config.get("experiments", [])
+               if self.experiment(exp).get("model") not in MODELS_WITH_POSE]
+        if bad:
+            raise ConfigError(
+                f"reconstruct.hand_frame: predicted places the hand from the model's pose "
+                f"network; experiments {bad} have none (only {list(MODELS_WITH_POSE)} do). "
+                f"Run those with hand_frame ground_truth, e.g. --config 'experiments=[gsdf]'")
 
     # --- datasets -------------------------------------------------------------------------
 

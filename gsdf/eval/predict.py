@@ -43,10 +43,10 @@ log = logging.getLogger("gsdf.predict")
 # camera of most phones (24-28 mm); diagonal field of view 2 atan(43.27 / 2 / 26) = 79.5 deg.
 DEFAULT_FOCAL_35MM = 26.0
 DIAGONAL_35MM = float(np.hypot(36.0, 24.0))  # 43.27 mm
-# Side of the square crop / longest side of --bbox. The synthetic training crops (fx = 480 on
-# 256 px, pair depth 0.35-0.8 m, a hand-object pair ~0.25 m across) frame the pair's box with
-# about this ratio; the reference's DexYCB/ObMan crops are similar.
-BBOX_ENLARGE = 1.3
+# Side of the square crop / longest side of --bbox: how the training images frame their
+# hand-object pair. Measured on the default preset's synthetic test images (256 px / longest
+# side of the pair's projected box): median 1.24, 10-90% 1.17-1.40 (docs/predict.md).
+BBOX_ENLARGE = 1.25
 # Longest side of the photo in the overlay (ray casting every pixel of a 12 MP photo is slow).
 OVERLAY_SIDE = 512
 MODELS_WITH_POSE = ("gsdf", "gsdf_video")

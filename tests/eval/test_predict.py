@@ -211,3 +211,17 @@ def test_focal_from_exif_and_the_default(tmp_path):
     assert load_photo(tmp_path / "plain.png", focal=321.0).focal == 321.0
     with pytest.raises(PredictInputError, match="--focal must be a positive"):
         load_photo(tmp_path / "plain.png", focal=-1.0)
+
+
+def test_reconstruct_with_predicted_frame_refuses_a_model_without_pose(trained, tmp_path,
+                                                                        capsys):
+    root, _, gf_dir, split_dir = trained
+    params = json.dumps({"reconstruct": {"hand_frame": "predicted", "resolution": 16}})
+    code = main(["reconstruct", "--checkpoint", str(gf_dir / "checkpoint.pt"), "--packed-dir",
+                 str(root / "synth" / "train"), "--shard-manifest",
+                 str(split_dir / "shards" / "shard_000.json"), "--results", str(tmp_path),
+                 "--exp", "gf", "--dataset", "synth", "--out", str(tmp_path / "m.json"),
+                 "--params", params])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "reconstruct.hand_frame: predicted needs a model with a pose network" in err

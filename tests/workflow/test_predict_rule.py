@@ -12,13 +12,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _dry_run(tmp_path: Path, *config: str) -> str:
+def _dry_run(tmp_path: Path, *config: str, experiments: str = "[gf,gsdf]",
+             ok: bool = True) -> str:
     res = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile",
          str(REPO / "workflow" / "Snakefile"), "--directory", str(REPO), "--config",
-         f"results={tmp_path / 'results'}", "experiments=[gf,gsdf]", *config],
+         f"results={tmp_path / 'results'}", f"experiments={experiments}", *config],
         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (res.returncode == 0) == ok, res.stdout[-3000:] + res.stderr[-3000:]
     return res.stdout + res.stderr
 
 
@@ -37,3 +38,13 @@ def test_predict_jobs_only_with_a_photo_folder(tmp_path):
     block = text.split("rule predict:")[1].split("\n\n")[0]
     assert f"{photos}/a.jpg" in block and f"{photos}/b.png" in block
     assert "notes.txt" not in block and "gf_synth" not in block
+
+
+def test_predicted_hand_frame_is_refused_up_front_for_models_without_pose(tmp_path):
+    text = _dry_run(tmp_path, "reconstruct={hand_frame: predicted}", ok=False)
+    assert "reconstruct.hand_frame: predicted" in text and "experiments ['gf']" in text
+    text = _dry_run(tmp_path, "reconstruct={hand_frame: predicted}", experiments="[gsdf]")
+    # the key merges into the preset's reconstruct section (its 64^3 grid stays)
+    recon = [line for line in text.splitlines() if "gsdf reconstruct --" in line]
+    assert recon and all('"hand_frame":"predicted"' in line and '"resolution":64' in line
+                         for line in recon)
