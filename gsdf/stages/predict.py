@@ -49,11 +49,13 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any],
     """Reconstruct every photo; returns the manifest (``done``, ``skipped``).
 
     Args:
-        params: ``{"reconstruct": {...}, "predict": {"focal": pixels or None}}``.
+        params: ``{"reconstruct": {...}, "predict": {"focal": pixels or None}, "hand": {...}}``
+            (``hand``: the config's hand section, for a model trained with the MANO hand).
         bbox: ``(x, y, w, h)`` box of the hand and object, pixels, for every photo (CLI only).
         device, threads: runtime.
     """
     focal = (params.get("predict") or {}).get("focal")
     return run_predict(photos(inputs.images), inputs.checkpoint, outputs.out_dir, bbox=bbox,
-                       focal=focal, params={"reconstruct": params.get("reconstruct") or {}},
+                       focal=focal, params={"reconstruct": params.get("reconstruct") or {},
+                                            "hand": params.get("hand")},
                        device=device, threads=threads)
