@@ -44,8 +44,9 @@ log = logging.getLogger("gsdf.predict")
 DEFAULT_FOCAL_35MM = 26.0
 DIAGONAL_35MM = float(np.hypot(36.0, 24.0))  # 43.27 mm
 # Side of the square crop / longest side of --bbox: how the training images frame their
-# hand-object pair. Measured on the default preset's synthetic test images (256 px / longest
-# side of the pair's projected box): median 1.24, 10-90% 1.17-1.40 (docs/predict.md).
+# hand-object pair. Measured on 449 images of the default preset's synthetic dataset (256 px /
+# longest side of meta "bbox", the pair's projected box): median 1.24, 10-90% 1.13-1.42
+# (docs/predict.md).
 BBOX_ENLARGE = 1.25
 # Longest side of the photo in the overlay (ray casting every pixel of a 12 MP photo is slow).
 OVERLAY_SIDE = 512
@@ -120,8 +121,9 @@ def load_photo(path: str | Path, focal: float | None = None) -> Photo:
     try:
         with Image.open(path) as img:
             img.load()
-            found = exif_focal(img, *ImageOps.exif_transpose(img).size)
-            rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+            upright = ImageOps.exif_transpose(img)
+            found = exif_focal(img, *upright.size)
+            rgb = np.asarray(upright.convert("RGB"))
     except FileNotFoundError as err:
         raise PredictInputError(f"IMAGE {path}: file not found") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
