@@ -361,3 +361,118 @@ def parse_params(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise ConfigError("--params must be a JSON object")
     return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Up-front checks (before any job starts)
+# ----------------------------------------------------------------------------------------------
+
+# Top-level keys an experiment (file, override or sweep entry) may set.
+EXPERIMENT_KEYS = ("name", "model", "model_args", "train", "pose_experiment", "description")
+
+
+def _did_you_mean(name: str, allowed: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_config(config: Mapping, experiments_dir: str | Path | None = None) -> list[str]:
+    """Resolve and validate everything jobs would only read mid-run, so that a mistake fails
+    ``snakemake -n`` instead of a job (after Snakemake has deleted the outputs it was to
+    replace).
+
+    Checks every ``experiment_overrides`` selector (``all``, a registered model, an experiment
+    file), every experiment of ``experiments`` and every ``sweeps`` entry with the pose
+    experiment each one names: resolved, with known top-level keys, ``model_args`` parsed by the
+    model's dataclass, ``train`` by :class:`gsdf.train.config.TrainConfig`; and the MANO model
+    file when ``hand.asset`` is ``mano`` or ``hand.mano_root`` is set.
+
+    Args:
+        config: the validated config (:func:`validate_config`).
+        experiments_dir: ``config/experiments`` (default: :func:`config_dir`).
+    Returns:
+        The names of the experiments checked.
+    Raises:
+        ConfigError: naming the config key, the wrong value and the allowed ones.
+        FileNotFoundError: the MANO model file is missing (with setup instructions).
+    """
+    from gsdf.models.registry import MODELS, parse_model_args
+    from gsdf.train.config import train_config
+
+    if experiments_dir is None:
+        experiments_dir = config_dir("experiments")
+    experiments_dir = Path(experiments_dir)
+    files = sorted(p.stem for p in experiments_dir.glob("*.yaml"))
+    sweeps = config.get("sweeps") or {}
+    selectors = ["all", *sorted(MODELS), *files]
+    for selector in config.get("experiment_overrides") or {}:
+        if selector not in selectors:
+            hint = _did_you_mean(selector, selectors)
+            raise ConfigError(
+                f"experiment_overrides.{selector}: unknown selector{hint}; a selector is 'all', "
+                f"a model name {sorted(MODELS)} or an experiment file "
+                f"{files} (config/experiments/*.yaml)")
+    for name, entry in sweeps.items():
+        if not isinstance(entry, Mapping) or "base" not in entry:
+            raise ConfigError(f"sweeps.{name}: needs 'base' (the experiment it changes, one of "
+                              f"{files + sorted(sweeps)})")
+        unknown = sorted(set(entry) - set(EXPERIMENT_KEYS) - {"base"})
+        if unknown:
+            raise ConfigError(f"sweeps.{name}: unknown key(s) {unknown}; allowed keys: "
+                              f"{sorted({'base', *EXPERIMENT_KEYS} - {'name'})}")
+    todo = list(dict.fromkeys([*experiment_names(config), *sweeps]))
+    checked: list[str] = []
+    while todo:
+        name = todo.pop(0)
+        if name in checked:
+            continue
+        where = f"sweeps.{name}" if name in sweeps else f"experiment {name!r}"
+        if name not in sweeps and name not in files:
+            raise ConfigError(f"experiments: {name!r} is neither config/experiments/{name}.yaml "
+                              f"nor a 'sweeps' entry{_did_you_mean(name, files + sorted(sweeps))};"
+                              f" allowed: {files + sorted(sweeps)}")
+        exp = resolve_experiment(config, name, experiments_dir)
+        unknown = sorted(set(exp) - set(EXPERIMENT_KEYS))
+        if unknown:
+            raise ConfigError(f"{where} (after experiment_overrides): unknown key(s) {unknown}; "
+                              f"allowed keys: {sorted(EXPERIMENT_KEYS)}")
+        try:
+            parse_model_args(exp["model"], exp.get("model_args"))
+            train_config(exp, config.get("train"))
+        except ConfigError as err:
+            raise ConfigError(f"{where} (config/experiments/{base_experiment(config, name)}.yaml"
+                              f" + experiment_overrides + sweeps): {err}") from err
+        pose = exp.get("pose_experiment")
+        if pose is not None:
+            if pose not in files and pose not in sweeps:
+                raise ConfigError(f"{where}: pose_experiment = {pose!r} is not an experiment "
+                                  f"file or sweep{_did_you_mean(str(pose), files)}")
+            if resolve_experiment(config, pose, experiments_dir).get("model") != "pose":
+                raise ConfigError(f"{where}: pose_experiment = {pose!r} is not a 'pose' model")
+            todo.append(pose)
+        checked.append(name)
+    check_hand(config.get("hand") or {})
+    return checked
+
+
+def check_hand(hand: Mapping) -> None:
+    """The ``hand`` section: the MANO model file exists when it is used or named.
+
+    Raises:
+        ConfigError: ``asset: mano`` without ``mano_root``.
+        FileNotFoundError: no ``MANO_RIGHT.pkl`` where ``hand.mano_root`` points.
+    """
+    root = hand.get("mano_root")
+    if hand.get("asset") == "mano" and not root:
+        raise ConfigError("hand.asset = 'mano' needs hand.mano_root (the folder holding "
+                          "MANO_RIGHT.pkl); see README 'Real datasets', or set hand.asset: "
+                          "procedural")
+    if root:
+        from gsdf.hand.mano import resolve_mano_path
+
+        try:
+            resolve_mano_path(root, "right")
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"config key hand.mano_root = {root!r}: {err}") from err

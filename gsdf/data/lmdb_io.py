@@ -113,8 +113,15 @@ def read_meta_info(path: str | Path, expected_format: str | None = None) -> dict
     meta_path = path / META_INFO
     if not meta_path.exists():
         raise PackError(f"{path}: no {META_INFO}; rerun the pack stage")
-    with open(meta_path) as f:
-        info = json.load(f)
+    if not (path / "data.mdb").is_file():
+        raise PackError(f"{path}: no data.mdb; truncated, rerun pack (delete the folder, then "
+                        f"rerun the workflow)")
+    try:
+        with open(meta_path) as f:
+            info = json.load(f)
+    except json.JSONDecodeError as err:
+        raise PackError(f"{meta_path}: not valid JSON ({err}); truncated, rerun pack (delete "
+                        f"the folder, then rerun the workflow)") from err
     if expected_format is not None and info.get("format") != expected_format:
         raise PackError(f"{path}: format {info.get('format')!r}, expected {expected_format!r}")
     if info.get("count") != len(info.get("keys", [])):
@@ -137,8 +144,38 @@ def _open_env(path: Path) -> lmdb.Environment:
         entry[1].close()
     env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, subdir=True,
                     max_readers=512)
+    try:
+        check_not_truncated(Path(key), env)
+    except PackError:
+        env.close()
+        raise
     _ENVS[key] = (os.getpid(), env)
     return env
+
+
+def check_not_truncated(path: Path, env: lmdb.Environment, count: int | None = None) -> None:
+    """Refuse a database whose ``data.mdb`` is shorter than its own page count says.
+
+    LMDB maps the file and trusts its meta page: reading a page past the end of a truncated file
+    (a copy cut short, a full disk during a copy) kills the process with SIGBUS, no message.
+    The meta page's last page number times the page size is the length the file must have.
+
+    Args:
+        path: the ``*.lmdb`` folder; env: its open environment; count: expected entries
+            (``meta_info["count"]``), checked when given.
+    Raises:
+        PackError: "truncated, rerun pack" with the path.
+    """
+    data = path / "data.mdb"
+    size = data.stat().st_size
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < needed:
+        raise PackError(f"{path}: truncated ({data.name} is {size} bytes, its pages need "
+                        f"{needed}); rerun pack (delete the folder, then rerun the workflow)")
+    entries = env.stat()["entries"]
+    if count is not None and entries != count:
+        raise PackError(f"{path}: {entries} entries but {META_INFO} says {count}; truncated or "
+                        f"mixed with another pack, rerun pack (delete the folder, then rerun)")
 
 
 class LMDBReader:
@@ -156,6 +193,10 @@ class LMDBReader:
         self.path = Path(path)
         self.meta = read_meta_info(self.path, expected_format)
         self.index: dict[str, int] = self.meta["index"]
+        # Check the database on open (size against its page count, entries against meta_info),
+        # in the process that builds the reader, so a truncated copy fails here with its path
+        # instead of a SIGBUS in a DataLoader worker or mid-reconstruction.
+        check_not_truncated(self.path, self.env, self.meta["count"])
 
     @property
     def env(self) -> lmdb.Environment:
@@ -223,6 +264,6 @@ class SDFReader(LMDBReader):
 
 __all__ = [
     "ANNOTATIONS", "LMDBReader", "META_INFO", "PackError", "RGBReader", "RGB_FORMAT", "RGB_LMDB",
-    "SDFReader", "SDF_COLUMNS", "SDF_FORMAT", "SDF_HAND_LMDB", "SDF_OBJ_LMDB", "map_size_for",
-    "read_meta_info", "write_lmdb",
+    "SDFReader", "SDF_COLUMNS", "SDF_FORMAT", "SDF_HAND_LMDB", "SDF_OBJ_LMDB",
+    "check_not_truncated", "map_size_for", "read_meta_info", "write_lmdb",
 ]

@@ -76,7 +76,9 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     """
     from gsdf.data import build_dataset
     from gsdf.models import build_model
+    from gsdf.utils.proc import exit_with_launcher
 
+    exit_with_launcher()  # a torchrun worker dies with its launcher (kill -9 of the job)
     experiment = dict(params["experiment"])
     if "model" not in experiment:
         raise ConfigError("--params: 'experiment' has no 'model'")
