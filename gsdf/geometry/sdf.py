@@ -479,12 +479,33 @@ def sample_one(split_dir: Path, sample_id: str, recon_scale: float, cfg: SampleS
         raise ValueError(f"{meta_path}: hand_joints_3d has shape {joints.shape}, expected (21, 3)")
     if not np.isfinite(joints).all():
         raise ValueError(f"{meta_path}: hand_joints_3d has NaN or infinite values")
+    check_image(split_dir / "rgb" / f"{sample_id}.jpg")
     hand_path = split_dir / "mesh_hand" / f"{sample_id}.ply"
     hand = load_mesh(hand_path)
     parts = load_vertex_parts(hand, hand_path)
     obj = load_mesh(split_dir / "mesh_obj" / f"{sample_id}.ply")
     rng = np.random.default_rng(_seed_of(cfg.seed, sample_id))
     return sample_pair(hand, parts, obj, joints[0], recon_scale, cfg, rng)
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """Decode an image completely (training decodes it later; a truncated JPEG must be skipped
+    here, with its reason, not stop a job downstream). Returns (width, height).
+
+    Raises:
+        OSError: missing, truncated or not an image (naming the file).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes every scanline: a truncated file raises here
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise OSError(f"{path}: image does not decode ({err})") from err
 
 
 def write_skipped(path: str | Path, skipped: Sequence[dict]) -> None:
@@ -557,7 +578,9 @@ def render_preview(shard_path: str | Path, split_dir: str | Path, out: str | Pat
     """PNG of one sample: its image, the inside points projected onto it (hand red, object
     blue), and a side view of all near-surface points coloured by hand/object sign.
 
-    Returns the sample id drawn. Raises ``ValueError`` if the shard is empty.
+    Draws the first sample from ``index`` on whose image and meta load (a truncated JPEG is
+    passed over). Returns the sample id drawn, or ``""`` when no sample loads (the PNG then
+    says why).
     """
     import matplotlib
 
@@ -566,19 +589,36 @@ def render_preview(shard_path: str | Path, split_dir: str | Path, out: str | Pat
     from PIL import Image
 
     shard = load_shard(shard_path)
-    if len(shard) == 0:
-        raise ValueError(f"{shard_path}: no samples to preview")
-    index = min(index, len(shard) - 1)
-    sid = shard.ids[index]
     split_dir = Path(split_dir)
-    meta = read_json(split_dir / "meta" / f"{sid}.json")
-    image = np.asarray(Image.open(split_dir / "rgb" / f"{sid}.jpg").convert("RGB"))
+    # the first sample from ``index`` on whose image and meta load: one bad file must not stop
+    # the run (it was skipped or will fail later with its own reason)
+    order = [(index + k) % len(shard) for k in range(len(shard))] if len(shard) else []
+    reasons = []
+    for index in order:
+        sid = shard.ids[index]
+        try:
+            meta = read_json(split_dir / "meta" / f"{sid}.json")
+            K = np.asarray(meta["cam_intr"], dtype=np.float64).reshape(3, 3)
+            check_image(split_dir / "rgb" / f"{sid}.jpg")
+            image = np.asarray(Image.open(split_dir / "rgb" / f"{sid}.jpg").convert("RGB"))
+            break
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("preview: skipping %s: %s", sid, err)
+            reasons.append(f"{sid}: {err}")
+    else:
+        fig = plt.figure(figsize=(6, 2))
+        text = "no sample of this shard to preview" + (
+            f" ({len(reasons)} unreadable: {reasons[0]} ...)" if reasons else " (empty shard)")
+        fig.text(0.02, 0.5, text, wrap=True, fontsize=8)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        plt.close(fig)
+        return ""
     data = np.concatenate([shard.get(index, "hand").data, shard.get(index, "obj").data])
     rng = np.random.default_rng(0)
     data = data[rng.permutation(len(data))[:max_points]]
     factor = shard.recon_scale / 2.0
     cam = data[:, :3] / factor + shard.wrist[index]  # back to camera metres
-    K = np.asarray(meta["cam_intr"], dtype=np.float64)
     uv = cam @ K.T
     uv = uv[:, :2] / uv[:, 2:3]
     in_hand, in_obj = data[:, 3] <= 0, data[:, 4] <= 0
@@ -615,7 +655,7 @@ def render_preview(shard_path: str | Path, split_dir: str | Path, out: str | Pat
 
 __all__ = [
     "DATA_COLUMNS", "FORMAT_VERSION", "MeshSDF", "PairSamples", "SDFShard", "SampleSDFConfig",
-    "SetSamples", "config_from_params", "draw_points", "face_parts", "load_shard",
+    "SetSamples", "check_image", "config_from_params", "draw_points", "face_parts", "load_shard",
     "read_skipped", "render_preview", "run_shard", "sample_one", "sample_pair", "sample_surface",
     "save_shard", "write_skipped",
 ]

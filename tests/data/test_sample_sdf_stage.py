@@ -90,3 +90,35 @@ def test_cli_sample_preview_and_pack(tmp_path):
 
     ds = build_dataset(packed, kind="sdf", num_points=8)
     assert len(ds) == 2 and ds[0]["points"].shape == (8, 3)
+
+
+def test_truncated_jpeg_is_skipped_and_preview_picks_a_sample_that_decodes(tmp_path):
+    """#25 item 3: one truncated JPEG must not stop the run."""
+    from gsdf.geometry.sdf import render_preview, save_shard, sample_one
+
+    split_dir = tmp_path / "train"
+    (manifest,) = write_split(split_dir, videos=1, frames=3, shards=1)
+    jpg = split_dir / "rgb" / "000000_000.jpg"
+    good = jpg.read_bytes()
+    jpg.write_bytes(good[: len(good) // 3])
+    out, skipped = tmp_path / "shard_000.npz", tmp_path / "skipped_000.csv"
+    counts = run_shard(split_dir, manifest, out, skipped, SMALL_PARAMS, progress=False)
+    assert counts == {"done": 2, "skipped": 1}
+    reasons = {r["id"]: r["reason"] for r in read_skipped(skipped)}
+    assert "000000_000.jpg: image does not decode" in reasons["000000_000"]
+    # a shard made before the image broke still lists it first: the preview passes over it
+    jpg.write_bytes(good)
+    from gsdf.config import from_dict
+    from gsdf.geometry.sdf import SampleSDFConfig
+
+    cfg = from_dict(SampleSDFConfig, SMALL_PARAMS["sample_sdf"])
+    ids = ["000000_000", "000000_001"]
+    samples = [sample_one(split_dir, i, 7.0, cfg) for i in ids]
+    save_shard(tmp_path / "old.npz", ids, samples, 7.0, {}, False)
+    jpg.write_bytes(good[: len(good) // 3])
+    assert render_preview(tmp_path / "old.npz", split_dir, tmp_path / "p.png") == "000000_001"
+    assert (tmp_path / "p.png").stat().st_size > 0
+    # nothing to draw: a PNG that says so, not an error that stops the run
+    (split_dir / "rgb" / "000000_001.jpg").write_bytes(b"")
+    assert render_preview(tmp_path / "old.npz", split_dir, tmp_path / "q.png") == ""
+    assert (tmp_path / "q.png").stat().st_size > 0
