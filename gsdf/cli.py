@@ -62,9 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input, config or files (the message says what to do), not a bug:
+    the CLI prints them as one paragraph, without a traceback."""
+    from gsdf.config import ConfigError
+    from gsdf.data.lmdb_io import PackError
+    from gsdf.utils.io import DiskFullError
+
+    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError, PackError,
+                                         DiskFullError]
+    for module, name in (("gsdf.train.checkpoint", "CheckpointError"),
+                         ("gsdf.eval.evaluate", "EvaluationError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+    import sys
+
     args = build_parser().parse_args(argv)
-    code = args._run(args)
+    try:
+        code = args._run(args)
+    except Exception as err:
+        if os.environ.get("GSDF_DEBUG") or not isinstance(err, _user_errors()):
+            raise
+        text = " ".join(str(err).split())  # one paragraph, however the library wrapped it
+        print(f"gsdf {args.stage}: {text} (GSDF_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     return int(code or 0)
 
 
@@ -171,6 +199,11 @@ def train(args: argparse.Namespace) -> int:
     from gsdf.config import ConfigError, parse_params
     from gsdf.train import CheckpointError, NonFiniteLoss, Preempted, TrainOutputs, run_train
 
+    if args.params in (None, "", "{}"):
+        raise ConfigError("--params is missing: give the job's science config as JSON or "
+                          "@file.yaml, {\"experiment\": resolved experiment (model, model_args, "
+                          "train), \"dataset\": {name, recon_scale}, \"train\": defaults}; the "
+                          "train_pose / train_sdf rules pass it (snakemake -p prints it)")
     outputs = TrainOutputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
                            Path(args.config_out) if args.config_out else None)
     try:

@@ -20,3 +20,38 @@ def test_every_stage_takes_params():
     for stage in STAGES:
         options = {o for a in sub.choices[stage]._actions for o in a.option_strings}
         assert "--params" in options, stage
+
+
+def run_gsdf(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(["gsdf", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def assert_one_paragraph(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+def test_user_errors_print_one_paragraph_without_traceback(tmp_path):
+    """#25 item 9: config errors, missing files and bad checkpoints."""
+    train = ["train", "--data", str(tmp_path), "--checkpoint", str(tmp_path / "c.pt"),
+             "--log-csv", str(tmp_path / "l.csv"), "--curves", str(tmp_path / "c.png")]
+    assert_one_paragraph(run_gsdf(*train), "gsdf train: --params is missing")
+    (tmp_path / "m.json").write_text('{"ids": ["a"]}')
+    recon = ["reconstruct", "--packed-dir", str(tmp_path), "--shard-manifest",
+             str(tmp_path / "m.json"), "--results", str(tmp_path), "--exp", "gsdf", "--dataset",
+             "synth", "--out", str(tmp_path / "o.json")]
+    assert_one_paragraph(run_gsdf(*recon, "--checkpoint", str(tmp_path / "none.pt")),
+                         "gsdf reconstruct:", "none.pt not found")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert_one_paragraph(run_gsdf(*recon, "--checkpoint", str(tmp_path / "bad.pt")),
+                         "gsdf reconstruct:", "bad.pt")
+    assert_one_paragraph(run_gsdf("sample_sdf", "--split-dir", str(tmp_path / "nowhere"),
+                                  "--manifest", "m.json", "--out", "o.npz", "--skipped", "s.csv"),
+                         "gsdf sample_sdf:", "nowhere not found")
+    assert_one_paragraph(run_gsdf("sample_sdf", "--split-dir", str(tmp_path), "--params",
+                                  '{"sample_sdf": {"points": 3}}', "--manifest", "m.json",
+                                  "--out", "o.npz", "--skipped", "s.csv"),
+                         "unknown key(s) ['points']")

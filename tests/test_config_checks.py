@@ -58,5 +58,6 @@ def test_a_sweep_not_in_experiments_is_still_checked():
 def test_a_missing_mano_file_names_the_config_key(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"hand.mano_root = .*MANO_RIGHT.pkl not found"):
         check_config(cfg(hand={"asset": "mano", "mano_root": str(tmp_path)}))
-    with pytest.raises(FileNotFoundError, match="hand.mano_root"):  # named but unused: still checked
+    # named but unused: still checked
+    with pytest.raises(FileNotFoundError, match="hand.mano_root"):
         check_config(cfg(hand={"mano_root": str(tmp_path / "nowhere")}))

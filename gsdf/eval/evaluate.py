@@ -334,13 +334,26 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
                               f"{list(dataset_shards)}); rerun its synth/prepare stage")
     no_surface: dict[str, str] = {}
     no_root: dict[str, str] = {}
+    upstream: dict[str, str] = {}
     for path in recon_shards:
-        shard = read_json(path)
-        for item in shard.get("no_surface", []):
+        manifest = read_json(path)
+        for item in manifest.get("no_surface", []):
             no_surface[str(item["id"])] = ",".join(item.get("fields", []))
-        for item in shard.get("no_root", []):  # reconstruct.hand_frame: predicted
+        for item in manifest.get("no_root", []):  # reconstruct.hand_frame: predicted
             no_root[str(item["id"])] = str(item.get("reason", ""))
-    per_sample = evaluate_samples(sample_paths(layout, exp, dataset, ids), cfg, threads)
+        for sid in manifest.get("missing", []):  # manifests written before skipped_upstream
+            upstream.setdefault(str(sid), "not in the packed split")
+        for item in manifest.get("skipped_upstream", []):
+            upstream[str(item["id"])] = str(item.get("reason", ""))
+    # Samples an earlier stage skipped fail with its reason; a prediction file left for them by
+    # an older run is never scored.
+    scored = [i for i in ids if i not in upstream]
+    per_sample = evaluate_samples(sample_paths(layout, exp, dataset, scored), cfg, threads) \
+        if scored else pd.DataFrame(columns=["id", "failed", "reason", *metric_columns(cfg)])
+    if scored and per_sample["reason"].str.startswith("ground truth:").all():
+        raise EvaluationError(
+            f"no ground truth of any test sample of {dataset!r} could be read (first: "
+            f"{per_sample['reason'].iloc[0]}); rerun its synth/prepare stage")
     for i, row in per_sample.iterrows():
         if row["id"] in no_surface:
             per_sample.at[i, "reason"] = (f"no zero crossing ({no_surface[row['id']]}); "
@@ -348,8 +361,20 @@ def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Se
         if row["id"] in no_root:
             per_sample.at[i, "reason"] = (f"root not solved ({no_root[row['id']]}); "
                                           + per_sample.at[i, "reason"]).rstrip("; ")
+    skipped = pd.DataFrame([{"id": i, "failed": True, "reason": f"skipped upstream: {upstream[i]}"}
+                            for i in ids if i in upstream], columns=per_sample.columns)
+    order = {sid: k for k, sid in enumerate(ids)}
+    per_sample = pd.concat([df for df in (per_sample, skipped) if len(df)] or [per_sample],
+                           ignore_index=True)
+    per_sample = per_sample.sort_values("id", key=lambda c: c.map(order), kind="stable")
+    per_sample = per_sample.reset_index(drop=True)
+    per_sample["failed"] = per_sample["failed"].astype(bool)
     summary = summarize(per_sample)
-    summary.insert(3, "num_no_surface", len(set(no_surface) & set(ids)))
+    num_upstream = len(set(upstream) & set(ids))
+    # evaluated + failed + skipped upstream = samples
+    summary["num_failed"] = int(summary["num_failed"].iloc[0]) - num_upstream
+    summary.insert(3, "num_skipped_upstream", num_upstream)
+    summary.insert(4, "num_no_surface", len(set(no_surface) & set(ids)))
     write_csv(per_sample_csv, per_sample)
     write_csv(metrics_csv, summary)
     if renders:

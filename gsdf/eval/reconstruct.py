@@ -151,15 +151,43 @@ def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructCon
             "dense_queries": result.dense_queries}
 
 
+def remove_previous_outputs(layout: Layout, exp: str, dataset_name: str,
+                            ids: Sequence[str]) -> int:
+    """Delete the meshes and poses an earlier run of this shard wrote for ``ids`` (and stale
+    temporaries of killed writers), so a sample skipped now is never scored with an older
+    model's prediction. Returns the number of files removed."""
+    from gsdf.utils.io import remove_stale_temporaries
+
+    removed = 0
+    outputs = []
+    for sid in ids:
+        for path in (layout.mesh_hand(exp=exp, dataset=dataset_name, id=sid),
+                     layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid),
+                     layout.pose_pred(exp=exp, dataset=dataset_name, id=sid)):
+            outputs.append(path)
+            if path.exists():
+                path.unlink()
+                removed += 1
+    return removed + len(remove_stale_temporaries(outputs))
+
+
 def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: Layout, exp: str,
                         dataset_name: str, cfg: ReconstructConfig,
-                        device: torch.device | str = "cpu") -> dict[str, Any]:
+                        device: torch.device | str = "cpu",
+                        upstream: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Reconstruct ``ids`` of ``dataset`` (items keyed by ``dataset.ids``) and write the files.
+
+    The shard's earlier outputs are removed first (:func:`remove_previous_outputs`).
+
+    Args:
+        upstream: reasons of the ids an earlier stage skipped (the packed split's
+            ``info.skipped``), reported for the ids missing from ``dataset``.
 
     Returns:
         the shard manifest: ``done`` (ids with every field meshed), ``no_surface``
         (``{"id", "fields"}`` for fields without a zero crossing), ``missing`` (ids not in the
-        packed split), per-sample ``stats`` (seconds, decoder queries) and totals.
+        packed split) and ``skipped_upstream`` (``{"id", "reason"}`` of the same ids),
+        per-sample ``stats`` (seconds, decoder queries) and totals.
     """
     from gsdf.eval.hand_frame import hand_size, pose_network, with_predicted_frame
     from gsdf.hand.root import RootSolveError
@@ -171,13 +199,18 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
         pose_network(model)  # HandFrameError before any work for models without one
         size = hand_size(model)
     index = {sid: i for i, sid in enumerate(dataset.ids)}
-    manifest: dict[str, Any] = {"done": [], "no_surface": [], "missing": [], "stats": {}}
+    upstream = dict(upstream or {})
+    manifest: dict[str, Any] = {"done": [], "no_surface": [], "missing": [],
+                                "skipped_upstream": [], "stats": {}}
     if predicted:
         manifest["no_root"] = []
+    remove_previous_outputs(layout, exp, dataset_name, ids)
     for sid in ids:
         if sid not in index:
+            reason = upstream.get(sid, "not in the packed split")
             manifest["missing"].append(sid)
-            log.warning("%s: not in the packed split; skipped", sid)
+            manifest["skipped_upstream"].append({"id": sid, "reason": reason})
+            log.warning("%s: not in the packed split (%s); skipped", sid, reason)
             continue
         start = time.perf_counter()
         batch = _collate(dataset[index[sid]], device)
@@ -258,7 +291,10 @@ def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manife
     context = {}
     if (params.get("experiment") or {}).get("model") in HAND_MODELS:
         context["hand_asset"] = load_hand_asset(params.get("hand"), dataset)
-    model, experiment = load_trained_model(checkpoint, device, **context)
+    # Refuse a checkpoint of another model or other model_args than this experiment's (e.g.
+    # gf's checkpoint copied over gsdf's would be meshed and scored as gsdf).
+    model, experiment = load_trained_model(checkpoint, device, expect=params.get("experiment"),
+                                           **context)
     trained_hand = (experiment.get("hand") or {}).get("asset")
     wanted = hand_asset_kind(params.get("hand"), dataset)
     if context and trained_hand and trained_hand != wanted:
@@ -270,7 +306,12 @@ def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manife
     options = dataset_options(experiment, train_config(experiment, trained))
     options.update(train=False, augment=False)
     data = build_dataset(packed_dir, **options)
-    manifest = reconstruct_samples(model, data, ids, Layout(results), exp, dataset, cfg, device)
+    from gsdf.data.pack import load_annotations
+
+    upstream = {str(s.get("id")): str(s.get("reason"))
+                for s in load_annotations(packed_dir)["info"].get("skipped", [])}
+    manifest = reconstruct_samples(model, data, ids, Layout(results), exp, dataset, cfg, device,
+                                   upstream)
     manifest["config"] = {"reconstruct": dataclasses.asdict(cfg), "checkpoint": str(checkpoint)}
     write_json(out_manifest, manifest)
     log.info("%s: %d samples, %d meshed, %d without zero crossing, %.1f s, %d decoder queries",

@@ -94,7 +94,7 @@ def test_cli_sample_preview_and_pack(tmp_path):
 
 def test_truncated_jpeg_is_skipped_and_preview_picks_a_sample_that_decodes(tmp_path):
     """#25 item 3: one truncated JPEG must not stop the run."""
-    from gsdf.geometry.sdf import render_preview, save_shard, sample_one
+    from gsdf.geometry.sdf import render_preview, sample_one, save_shard
 
     split_dir = tmp_path / "train"
     (manifest,) = write_split(split_dir, videos=1, frames=3, shards=1)

@@ -120,3 +120,40 @@ def test_renders_draw_the_evaluated_component(tmp_path):
     raw = np.asarray(sample_panel(rgb, gt, (paths["both"], paths["both"]), "t", 96))
     np.testing.assert_array_equal(kept, alone)
     assert not np.array_equal(raw, alone)
+
+
+def test_samples_skipped_upstream_fail_with_the_reason_and_are_never_scored(
+        split_with_predictions):
+    """#25 item 2: an older prediction left for a sample skipped upstream is not scored."""
+    import json
+
+    layout, ids = split_with_predictions
+    recon = layout.recon_shard(exp="gsdf", dataset="synth", shard=0)
+    manifest = json.loads(recon.read_text())
+    manifest["done"].remove(ids[0])  # ids[0] keeps its (good, old) prediction files
+    manifest["missing"] = [ids[0]]
+    manifest["skipped_upstream"] = [{"id": ids[0], "reason": "rgb.jpg: image does not decode"}]
+    recon.write_text(json.dumps(manifest))
+    assert layout.mesh_hand(exp="gsdf", dataset="synth", id=ids[0]).exists()
+    summary, per_sample, _ = _run(layout)
+    by_id = per_sample.set_index("id")
+    assert list(per_sample["id"]) == ids  # test-split order kept
+    assert by_id.loc[ids[0], "failed"]
+    assert by_id.loc[ids[0], "reason"] == "skipped upstream: rgb.jpg: image does not decode"
+    assert np.isnan(by_id.loc[ids[0], "chamfer_hand_cm2"])
+    assert np.isnan(by_id.loc[ids[0], "hand_joint_err_cm"])
+    written = pd.read_csv(layout.metrics(exp="gsdf", dataset="synth")).iloc[0]
+    assert (written["num_samples"], written["num_evaluated"], written["num_failed"],
+            written["num_skipped_upstream"]) == (4, 1, 2, 1)
+    assert written["chamfer_hand_cm2_n"] == 2
+
+
+def test_every_ground_truth_missing_is_an_error(split_with_predictions):
+    import shutil
+
+    layout, _ = split_with_predictions
+    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "mesh_hand")
+    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "mesh_obj")
+    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "meta")
+    with pytest.raises(EvaluationError, match="no ground truth of any test sample"):
+        _run(layout)

@@ -120,3 +120,24 @@ def test_unknown_config_key_is_refused():
 
     with pytest.raises(ConfigError, match="resolutoin"):
         from_dict(ReconstructConfig, {"resolutoin": 64}, "reconstruct")
+
+
+def test_a_rerun_removes_the_shards_earlier_outputs(tmp_path):
+    """#25 item 2: a sample skipped upstream now keeps no prediction of an earlier run."""
+    import subprocess
+
+    layout, manifest, _ = _run(tmp_path, ["000000_000"])
+    files = [layout.mesh_hand(exp="fake", dataset="synth", id="000000_000"),
+             layout.mesh_obj(exp="fake", dataset="synth", id="000000_000"),
+             layout.pose_pred(exp="fake", dataset="synth", id="000000_000")]
+    assert all(p.exists() for p in files)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = files[0].parent / f".000000_000_hand.{dead.pid}.abcd1234.tmp.ply"
+    stale.write_bytes(b"half")
+    cfg = ReconstructConfig(mode="coarse_to_fine", resolution=32, lipschitz=1.4)
+    manifest = reconstruct_samples(FakeModel(), FakeDataset([]), ["000000_000"], layout, "fake",
+                                   "synth", cfg, upstream={"000000_000": "NaN joints"})
+    assert manifest["missing"] == ["000000_000"]
+    assert manifest["skipped_upstream"] == [{"id": "000000_000", "reason": "NaN joints"}]
+    assert not any(p.exists() for p in files) and not stale.exists()
