@@ -80,12 +80,39 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+# Path arguments that name a whole tree (results root, a dataset split), not a stage's own
+# files: their temporaries are not looked for (a walk of 100k samples at every job start).
+_TREE_ARGS = frozenset({"results", "data", "packed_dir", "split_dir", "dataset_dir", "out_dir"})
+
+
+def _remove_stale_temporaries(args: argparse.Namespace) -> None:
+    """At a stage's start, remove the temporaries that killed writers left beside the files the
+    job names (only those whose writer process is gone, see
+    :func:`gsdf.utils.io.remove_stale_temporaries`)."""
+    import logging
+
+    from gsdf.utils.io import remove_stale_temporaries
+
+    paths: list[str] = []
+    for dest, value in vars(args).items():
+        if dest.startswith("_") or dest in _TREE_ARGS or dest == "params":
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str) and ("/" in item or "." in item):
+                paths.append(item)
+    removed = remove_stale_temporaries(paths)
+    if removed:
+        logging.getLogger("gsdf").warning("removed %d stale temporaries of killed jobs: %s",
+                                          len(removed), ", ".join(map(str, removed[:5])))
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
     args = build_parser().parse_args(argv)
     try:
+        _remove_stale_temporaries(args)
         code = args._run(args)
     except Exception as err:
         if os.environ.get("GSDF_DEBUG") or not isinstance(err, _user_errors()):

@@ -55,3 +55,25 @@ def test_user_errors_print_one_paragraph_without_traceback(tmp_path):
                                   '{"sample_sdf": {"points": 3}}', "--manifest", "m.json",
                                   "--out", "o.npz", "--skipped", "s.csv"),
                          "unknown key(s) ['points']")
+
+
+def test_a_stage_removes_stale_temporaries_of_its_files_at_start(tmp_path):
+    """#25 item 8: what a killed job left beside this job's files goes when the job starts."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [tmp_path / f".shard_000.{dead.pid}.abcd1234.tmp.npz",
+             tmp_path / f".rgb.lmdb.tmp{dead.pid}"]
+    stale[0].write_bytes(b"half")
+    stale[1].mkdir()
+    (stale[1] / "data.mdb").write_bytes(b"half")
+    other = tmp_path / f".unrelated.{dead.pid}.abcd1234.tmp.npz"
+    other.write_bytes(b"not ours")
+    proc = run_gsdf("pack", "--split-dir", str(tmp_path / "nowhere"), "--manifests", "m.json",
+                    "--sdf-shards", str(tmp_path / "shard_000.npz"),
+                    "--annotations", str(tmp_path / "annotations.json"),
+                    "--rgb-lmdb", str(tmp_path / "rgb.lmdb"),
+                    "--sdf-hand-lmdb", str(tmp_path / "sdf_hand.lmdb"),
+                    "--sdf-obj-lmdb", str(tmp_path / "sdf_obj.lmdb"))
+    assert proc.returncode == 1 and "nowhere" in proc.stderr  # the job itself fails later
+    assert not any(p.exists() for p in stale)
+    assert other.exists()

@@ -215,7 +215,8 @@ def remove_stale_temporaries(outputs: Iterable[str | Path],
         if out.parent.is_dir():
             for entry in out.parent.iterdir():
                 parsed = _parse_temporary(entry.name)
-                if parsed and parsed[0] in names:
+                # the output's own temporaries and its side files' (checkpoint.last.pt ...)
+                if parsed and (parsed[0] in names or parsed[0].startswith(f"{out.stem}.")):
                     candidates[entry] = parsed[1]
         if out.is_dir() and not out.is_symlink():
             for dirpath, dirnames, filenames in os.walk(out):

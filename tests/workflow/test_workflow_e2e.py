@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -60,6 +61,13 @@ def test_every_stage_produces_its_outputs(workdir):
         assert (res / f"{exp}_synth" / "learning_curves.png").exists()
         for render in ("best", "median", "worst", "gallery"):
             assert (res / f"{exp}_synth" / "renders" / f"{render}.png").stat().st_size > 0
+    # the micro preset trains gsdf enough to mesh: the mesh metrics are computed (#25 item 11)
+    gsdf = pd.read_csv(res / "gsdf_synth" / "metrics.csv").iloc[0]
+    assert gsdf["num_evaluated"] > 0
+    for metric in ("chamfer_hand_cm2", "chamfer_obj_cm2", "fscore_hand_5mm", "fscore_obj_10mm"):
+        assert gsdf[f"{metric}_n"] > 0 and np.isfinite(gsdf[f"{metric}_median"]), metric
+    assert 0 < gsdf["chamfer_hand_cm2_median"] < 100  # cm^2: a hand-sized mesh, not noise
+    assert len(list((res / "gsdf_synth" / "meshes").glob("*_hand.ply"))) > 0
     assert (res / "synth" / "pose_pose" / "checkpoint.pt").exists()
     comparison = pd.read_csv(res / "synth_comparison.csv")
     assert set(EXPERIMENTS) <= set(comparison.iloc[:, 0].astype(str))
