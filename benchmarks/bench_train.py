@@ -64,7 +64,8 @@ FALLBACK = {
     "gsdf_video": {"model": "gsdf_video", "model_args": {
         **_SDF, **_HEATMAP, "pixel_channels": 128, "pose": _POSE, "num_frames": 3}},
 }
-FALLBACK_TRAIN = {"batch_size": 8, "num_points": 512, "image_size": 128, "num_workers": 1}
+FALLBACK_TRAIN = {"batch_size": 8, "num_points": 512, "image_size": 128}
+WORKERS = 1  # DataLoader workers (a runtime setting: --workers)
 
 
 class RandomContractDataset(Dataset):
@@ -173,14 +174,14 @@ def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: 
     wait, compute = [], []
     flops = 0
     epoch = 0
-    it = iter(make_loader(seeded, sampler, env, epoch, cfg.batch_size, cfg.num_workers))
+    it = iter(make_loader(seeded, sampler, env, epoch, cfg.batch_size, WORKERS))
     for k in range(warmup + steps):
         t0 = time.perf_counter()
         try:
             batch = next(it)
         except StopIteration:
             epoch += 1
-            it = iter(make_loader(seeded, sampler, env, epoch, cfg.batch_size, cfg.num_workers))
+            it = iter(make_loader(seeded, sampler, env, epoch, cfg.batch_size, WORKERS))
             batch = next(it)
         t1 = time.perf_counter()
         batch = to_device(batch, env.device)
@@ -201,7 +202,7 @@ def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: 
     step = float(np.mean(wait) + np.mean(compute))
     return {"model": name, "settings": source, "kind": data_kind(name),
             "batch": cfg.batch_size, "image": cfg.image_size, "points": cfg.num_points,
-            "workers": cfg.num_workers, "samples_per_s": cfg.batch_size / step,
+            "workers": WORKERS, "samples_per_s": cfg.batch_size / step,
             "step_ms": 1e3 * step, "gflop_per_step": flops / 1e9,
             # The median step: on a shared 2-core machine a few steps are slowed by other
             # processes; the mean is kept in samples_per_s and step_ms.
@@ -221,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu-settings", action="store_true",
                         help="merge the 2-core CPU settings of FALLBACK over the experiments")
     parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="DataLoader workers")
     args = parser.parse_args(argv)
+    globals()["WORKERS"] = args.workers
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(overrides={"preset": args.preset})

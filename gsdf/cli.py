@@ -215,6 +215,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of the job, shared by the processes on this machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Runtime settings (gsdf.train.TrainRuntime): not part of the params, so changing them
+    # neither reruns the rule nor discards checkpoint.last.pt.
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader workers per process (default: from the job's CPUs)")
+    p.add_argument("--checkpoint-every", type=int, default=1,
+                   help="epochs between resumable checkpoints (also written on SIGTERM)")
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="SyncBatchNorm across GPUs when training on several")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last images and convolutions")
 
 
 @command("train", "train a model (train_pose / train_sdf); run under torchrun for DDP",
@@ -224,7 +235,14 @@ def train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gsdf.config import ConfigError, parse_params
-    from gsdf.train import CheckpointError, NonFiniteLoss, Preempted, TrainOutputs, run_train
+    from gsdf.train import (
+        CheckpointError,
+        NonFiniteLoss,
+        Preempted,
+        TrainOutputs,
+        TrainRuntime,
+        run_train,
+    )
 
     if args.params in (None, "", "{}"):
         raise ConfigError("--params is missing: give the job's science config as JSON or "
@@ -234,9 +252,13 @@ def train(args: argparse.Namespace) -> int:
     outputs = TrainOutputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
                            Path(args.config_out) if args.config_out else None)
     try:
+        runtime = TrainRuntime(num_workers=args.num_workers,
+                               checkpoint_every=args.checkpoint_every, sync_bn=args.sync_bn,
+                               compile=args.compile, channels_last=args.channels_last,
+                               cpus=args.threads)
         run_train(parse_params(args.params), args.data, outputs,
                   pose_checkpoint=args.pose_checkpoint, device=args.device,
-                  progress=not args.no_progress, threads=args.threads)
+                  progress=not args.no_progress, threads=args.threads, runtime=runtime)
     except Preempted as err:
         print(f"gsdf train: {err}", file=sys.stderr)
         return 128 + int(err.signum)

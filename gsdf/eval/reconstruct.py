@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +90,9 @@ def _collate(item: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     for key, value in item.items():
         if isinstance(value, torch.Tensor):
-            batch[key] = value.unsqueeze(0).to(device)
+            batch[key] = value.unsqueeze(0).to(device, non_blocking=True)
         elif isinstance(value, np.ndarray):
-            batch[key] = torch.from_numpy(value).unsqueeze(0).to(device)
+            batch[key] = torch.from_numpy(value).unsqueeze(0).to(device, non_blocking=True)
         else:
             batch[key] = [value]
     return batch
@@ -120,25 +120,53 @@ def _branches(model: Any) -> list[str]:
     return out
 
 
+def decoder_field(model: Any, state: Any, branch: str, device: torch.device,
+                  batch_size: int, precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
+    """One decoder as a meshing query function, evaluated on ``device`` in batches.
+
+    Each call moves the (K, 3) points to the device once (float32), runs the decoder on
+    chunks of ``batch_size`` points back to back without synchronising, and copies the K
+    values back once: the GPU stays busy while the CPU prepares the next call.
+
+    Args:
+        model, state: the model and its ``encode`` output for one image.
+        branch: ``hand`` or ``obj``.
+        device: where the model lives.
+        batch_size: points per decoder call (bounds the activations' memory).
+        precision: ``fp32`` or ``bf16`` (autocast; values come back as float64 either way).
+
+    Returns:
+        ``fn(points (K, 3) float64 hand frame) -> (K,) float64``.
+    """
+    def fn(points: np.ndarray) -> np.ndarray:
+        pts = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
+        out = torch.empty(len(pts), dtype=torch.float32, device=device)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=precision == "bf16"):
+            for start in range(0, len(pts), batch_size):
+                chunk = pts[None, start:start + batch_size]
+                out[start:start + chunk.shape[1]] = model.query(state, chunk, branch)[0].float()
+        return out.cpu().numpy().astype(np.float64)
+    return fn
+
+
 def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructConfig,
-                       device: torch.device) -> dict[str, Any]:
+                       device: torch.device, precision: str = "fp32") -> dict[str, Any]:
     """Meshes (camera space, metres) and poses of one batch-of-one.
 
     Returns:
         ``{"meshes": {branch: (V, F) or None}, "pose": {...}, "num_queries": {...},
         "dense_queries": {...}}``.
     """
-    with torch.no_grad():
+    device = torch.device(device)
+    with torch.inference_mode():
         state = model.encode(batch)
-
-        def query_fn(branch: str):
-            def fn(points: np.ndarray) -> np.ndarray:
-                pts = torch.as_tensor(points, dtype=torch.float32, device=device)[None]
-                return model.query(state, pts, branch)[0].detach().to("cpu").numpy()
-            return fn
-
-        result = mesh_fields({b: query_fn(b) for b in _branches(model)}, cfg.meshing())
         pose = model.predict_pose(state)
+    fields = {b: decoder_field(model, state, b, device, cfg.point_batch_size, precision)
+              for b in _branches(model)}
+    # The meshing driver hands whole level sets of nodes to a field; the field batches them.
+    meshing = dataclasses.replace(cfg.meshing(), batch_size=max(cfg.point_batch_size, 1 << 22))
+    result = mesh_fields(fields, meshing)
     wrist, recon_scale = _frame(state, batch)
     meshes = {}
     for branch, mesh in result.meshes.items():

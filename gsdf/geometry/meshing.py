@@ -247,136 +247,174 @@ def sample_coarse_to_fine(query_fn: QueryFn, spec: GridSpec, lipschitz: float = 
         with ``signs_only=False``, a grid on which marching cubes gives the dense grid's mesh,
         provided the field is ``lipschitz``-Lipschitz.
     """
-    n = spec.resolution
     if refine not in ("lipschitz", "sign"):
         raise ValueError(f"refine must be lipschitz or sign, got {refine!r}")
     if coarse_stride < 2:
         return sample_dense(query_fn, spec, batch_size)
-    stride = coarse_stride
-    blocks_per_axis = max(1, math.ceil((n - 1) / stride))
-    m = blocks_per_axis * stride + 1  # padded nodes per axis; padding nodes lie outside the cube
-    values = np.zeros(m ** 3, dtype=np.float64)
-    known = np.zeros(m ** 3, dtype=bool)
-    node_sign = np.zeros(m ** 3, dtype=np.float64)  # signs proven for unevaluated nodes
-    num_queries = 0
-    strides = np.array([m * m, m, 1], dtype=np.int64)
-    h = spec.voxel_size
+    run = _CoarseToFine(query_fn, spec, lipschitz, coarse_stride, batch_size, signs_only,
+                        refine)
+    final = run.refine_blocks()
+    run.sign_certified_nodes()
+    if len(final):
+        run.last_level(final)
+    return run.result()
 
-    def evaluate(lin: np.ndarray) -> np.ndarray:
+
+class _CoarseToFine:
+    """State of one :func:`sample_coarse_to_fine` call on a padded grid of ``m^3`` nodes.
+
+    Attributes:
+        values, known, node_sign: (m^3,) queried values, whether queried, proven signs of the
+            nodes not queried (0: unknown).
+        box_lo, box_hi: (3,) node-index bounding box of the inside nodes found so far
+            (``signs_only`` mode).
+        certified: ``(blocks (K, 3), stride, signs (K,))`` of every block proven one-signed.
+    """
+
+    def __init__(self, query_fn: QueryFn, spec: GridSpec, lipschitz: float, stride: int,
+                 batch_size: int, signs_only: bool, refine: Refine):
+        self.query_fn, self.spec, self.lipschitz = query_fn, spec, lipschitz
+        self.stride, self.batch_size = stride, batch_size
+        self.signs_only, self.refine = signs_only, refine
+        self.n = n = spec.resolution
+        self.blocks_per_axis = max(1, math.ceil((n - 1) / stride))
+        # padded nodes per axis; padding nodes lie outside the cube
+        self.m = m = self.blocks_per_axis * stride + 1
+        self.values = np.zeros(m ** 3, dtype=np.float64)
+        self.known = np.zeros(m ** 3, dtype=bool)
+        self.node_sign = np.zeros(m ** 3, dtype=np.float64)
+        self.num_queries = 0
+        self.strides = np.array([m * m, m, 1], dtype=np.int64)
+        self.box_lo = np.full(3, n, dtype=np.int64)
+        self.box_hi = np.full(3, -1, dtype=np.int64)
+        self.certified: list[tuple[np.ndarray, int, np.ndarray]] = []
+
+    def evaluate(self, lin: np.ndarray) -> np.ndarray:
         """Values at linear node indices (any shape), querying the unknown ones."""
-        nonlocal num_queries
-        todo = _unique(lin[~known[lin]], m ** 3)
+        m = self.m
+        todo = _unique(lin[~self.known[lin]], m ** 3)
         if len(todo):
             todo_index = np.stack(np.unravel_index(todo, (m, m, m)), -1)
-            values[todo] = _query_batched(query_fn, spec.points(todo_index), batch_size)
-            known[todo] = True
-            num_queries += len(todo)
-        return values[lin]
+            self.values[todo] = _query_batched(self.query_fn, self.spec.points(todo_index),
+                                               self.batch_size)
+            self.known[todo] = True
+            self.num_queries += len(todo)
+        return self.values[lin]
 
-    # Bounding box (node indices) of the inside nodes found so far (signs_only mode).
-    box_lo = np.full(3, n, dtype=np.int64)
-    box_hi = np.full(3, -1, dtype=np.int64)
-
-    def grow_box(lo: np.ndarray, hi: np.ndarray) -> None:
+    def grow_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
         """Grow the inside box by node ranges [lo, hi] (K, 3), clipped to the grid."""
+        n = self.n
         lo, hi = np.minimum(lo, n - 1), np.minimum(hi, n - 1)
         if len(lo):
-            box_lo[:] = np.minimum(box_lo, lo.min(0))
-            box_hi[:] = np.maximum(box_hi, hi.max(0))
+            self.box_lo[:] = np.minimum(self.box_lo, lo.min(0))
+            self.box_hi[:] = np.maximum(self.box_hi, hi.max(0))
 
-    grid = np.arange(blocks_per_axis) * stride
-    blocks = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    certified: list[tuple[np.ndarray, int, np.ndarray]] = []  # (blocks, stride, signs)
-    final = np.zeros((0, 3), dtype=np.int64)  # uncertified blocks of stride 2
-    while len(blocks):
-        blocks = blocks[(blocks < n - 1).all(1)]  # blocks holding no cell of the grid
-        corners = blocks[:, None, :] + stride * _CORNERS  # (K, 8, 3)
-        nodes = np.concatenate([corners, blocks[:, None, :] + stride // 2], axis=1)  # (K, 9, 3)
-        vals = evaluate(nodes @ strides)  # (K, 9)
-        positive = (vals > 0).all(1)
-        negative = (vals < 0).all(1)
-        # Every point of the block lies within COVER_RADIUS * side of one of the 9 nodes; one
-        # node farther than the block diagonal also proves the block has no crossing.
-        cover = lipschitz * COVER_RADIUS * stride * h
-        diagonal = lipschitz * math.sqrt(3.0) * stride * h
-        if refine == "sign":
+    def _grow_box_inside(self, index: np.ndarray) -> None:
+        """Grow the inside box by inside nodes (K, 3) of the padded grid (padding dropped)."""
+        index = index[(index < self.n).all(1)]
+        self.grow_box(index, index)
+
+    def refine_blocks(self) -> np.ndarray:
+        """Test blocks level by level (stride, stride / 2, ..., 2); certified blocks go to
+        :attr:`certified`. Returns the uncertified blocks of stride 2, (K, 3) lower corners."""
+        n, h, stride = self.n, self.spec.voxel_size, self.stride
+        grid = np.arange(self.blocks_per_axis) * stride
+        blocks = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+        while len(blocks):
+            blocks = blocks[(blocks < n - 1).all(1)]  # blocks holding no cell of the grid
+            corners = blocks[:, None, :] + stride * _CORNERS  # (K, 8, 3)
+            nodes = np.concatenate([corners, blocks[:, None, :] + stride // 2], 1)  # (K, 9, 3)
+            vals = self.evaluate(nodes @ self.strides)  # (K, 9)
+            positive, negative = (vals > 0).all(1), (vals < 0).all(1)
+            # Every point of the block lies within COVER_RADIUS * side of one of the 9 nodes;
+            # one node farther than the block diagonal also proves the block has no crossing.
+            cover = self.lipschitz * COVER_RADIUS * stride * h
+            diagonal = self.lipschitz * math.sqrt(3.0) * stride * h
             ok = positive | negative
-        else:
-            ok = (positive | negative) & (
-                (np.abs(vals).min(1) > cover) | (np.abs(vals).max(1) > diagonal))
-        if ok.any():
-            certified.append((blocks[ok], stride, np.where(positive[ok], 1.0, -1.0)))
-        rest = blocks[~ok]
-        if signs_only:
-            inside = nodes[~ok][vals[~ok] < 0]  # (k, 3) inside nodes
-            inside = inside[(inside < n).all(1)]
-            grow_box(inside, inside)
-            neg_blocks = blocks[ok & negative]
-            grow_box(neg_blocks, neg_blocks + stride)
-            hi = np.minimum(rest + stride, n - 1)
-            rest = rest[~((rest >= box_lo).all(1) & (hi <= box_hi).all(1))]
-        if stride == 2:
-            final = rest
-            break
-        stride //= 2
-        blocks = (rest[:, None, :] + stride * _CORNERS).reshape(-1, 3)
+            if self.refine != "sign":
+                ok &= (np.abs(vals).min(1) > cover) | (np.abs(vals).max(1) > diagonal)
+            if ok.any():
+                self.certified.append((blocks[ok], stride, np.where(positive[ok], 1.0, -1.0)))
+            rest = blocks[~ok]
+            if self.signs_only:
+                self._grow_box_inside(nodes[~ok][vals[~ok] < 0])
+                neg_blocks = blocks[ok & negative]
+                self.grow_box(neg_blocks, neg_blocks + stride)
+                hi = np.minimum(rest + stride, n - 1)
+                rest = rest[~((rest >= self.box_lo).all(1) & (hi <= self.box_hi).all(1))]
+            if stride == 2:
+                return rest
+            stride //= 2
+            blocks = (rest[:, None, :] + stride * _CORNERS).reshape(-1, 3)
+        return np.zeros((0, 3), dtype=np.int64)
 
-    # Signs of the nodes of certified blocks (proven, or assumed under the sign rule).
-    for cert_blocks, cert_stride, cert_signs in certified:
-        offsets = _offsets(cert_stride)
-        for start in range(0, len(cert_blocks), 4096):
-            chunk = cert_blocks[start:start + 4096]
-            lin = (chunk[:, None, :] + offsets) @ strides  # (k, (s+1)^3)
-            node_sign[lin] = np.broadcast_to(cert_signs[start:start + 4096, None], lin.shape)
+    def sign_certified_nodes(self) -> None:
+        """Signs of the nodes of certified blocks (proven, or assumed under the sign rule)."""
+        for cert_blocks, cert_stride, cert_signs in self.certified:
+            offsets = _offsets(cert_stride)
+            for start in range(0, len(cert_blocks), 4096):
+                chunk = cert_blocks[start:start + 4096]
+                lin = (chunk[:, None, :] + offsets) @ self.strides  # (k, (s+1)^3)
+                self.node_sign[lin] = np.broadcast_to(cert_signs[start:start + 4096, None],
+                                                      lin.shape)
 
-    # Last level: the 27 nodes of each uncertified 2-voxel block. A node's sign is proven by a
-    # neighbour c with |f(c)| > L * distance (Lipschitz rule only); nodes without a proof are
-    # evaluated; the cells whose corner signs differ (the only ones marching cubes draws) get
-    # exact corners.
-    if len(final):
-        lin = _unique((final[:, None, :] + _offsets(2)) @ strides, m ** 3)
-        unknown = lin[~known[lin]]
+    def _prove_signs(self, unknown: np.ndarray) -> np.ndarray:
+        """Signs of nodes (linear indices) proven by a neighbour ``c`` with
+        ``|f(c)| > L * distance`` (Lipschitz rule; 0 = no proof): (K,)."""
+        m, h = self.m, self.spec.voxel_size
         index = np.stack(np.unravel_index(unknown, (m, m, m)), -1)
         proven = np.zeros(len(unknown), dtype=np.float64)
-        if refine == "lipschitz":
-            for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
-                nb = index + offset
-                valid = ((nb >= 0) & (nb < m)).all(1)
-                nb_lin = np.where(valid, nb @ strides, 0)
-                v = values[nb_lin]
-                good = (valid & known[nb_lin] & (np.abs(v) > lipschitz * dist * h)
-                        & (proven == 0))
-                proven[good] = np.sign(v[good])
-        node_sign[unknown] = proven
-        evaluate(unknown[proven == 0])
+        if self.refine != "lipschitz":
+            return proven
+        for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
+            nb = index + offset
+            valid = ((nb >= 0) & (nb < m)).all(1)
+            nb_lin = np.where(valid, nb @ self.strides, 0)
+            v = self.values[nb_lin]
+            good = (valid & self.known[nb_lin] & (np.abs(v) > self.lipschitz * dist * h)
+                    & (proven == 0))
+            proven[good] = np.sign(v[good])
+        return proven
+
+    def last_level(self, final: np.ndarray) -> None:
+        """The 27 nodes of each uncertified 2-voxel block: proven or evaluated; then the cells
+        whose corner signs differ (the only ones marching cubes draws) get exact corners."""
+        m, n = self.m, self.n
+        lin = _unique((final[:, None, :] + _offsets(2)) @ self.strides, m ** 3)
+        unknown = lin[~self.known[lin]]
+        proven = self._prove_signs(unknown)
+        self.node_sign[unknown] = proven
+        self.evaluate(unknown[proven == 0])
         cells = (final[:, None, :] + _offsets(1)).reshape(-1, 3)  # (8K, 3) lower corners
         cells = cells[(cells < n - 1).all(1)]
-        if refine == "sign":
+        if self.refine == "sign":
             # Follow the surface from the cells of the final blocks, across block borders.
-            _follow_surface(cells, evaluate, values, known, node_sign, n, m)
-        elif signs_only:
-            inside = np.stack(np.unravel_index(lin[values[lin] * known[lin] + node_sign[lin] < 0],
-                                               (m, m, m)), -1)
-            grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
+            _follow_surface(cells, self.evaluate, self.values, self.known, self.node_sign, n, m)
+        elif self.signs_only:
+            inside = self.values[lin] * self.known[lin] + self.node_sign[lin] < 0
+            self._grow_box_inside(np.stack(np.unravel_index(lin[inside], (m, m, m)), -1))
         else:
-            cell_lin = (cells[:, None, :] + _CORNERS) @ strides  # (C, 8)
-            sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
+            cell_lin = (cells[:, None, :] + _CORNERS) @ self.strides  # (C, 8)
+            sign = np.where(self.known[cell_lin], np.sign(self.values[cell_lin]),
+                            self.node_sign[cell_lin])
             mixed = ~((sign > 0).all(1) | (sign < 0).all(1))
-            evaluate(cell_lin[mixed])
-    if signs_only and refine == "sign":
-        inside = np.stack(np.unravel_index(np.flatnonzero(known & (values < 0)), (m, m, m)), -1)
-        grow_box(inside[(inside < n).all(1)], inside[(inside < n).all(1)])
+            self.evaluate(cell_lin[mixed])
 
-    # Fill the nodes never evaluated with their sign (certified block or neighbour).
-    fill = float(np.abs(values[known]).max()) if known.any() else 1.0
-    fill = fill if fill > 0 else 1.0
-    signs = node_sign
-    values = np.where(known, values, signs * fill).reshape(m, m, m)[:n, :n, :n]
-    exact = known.reshape(m, m, m)[:n, :n, :n]
-    if not signs_only and not np.all(exact | (values != 0)):
-        raise RuntimeError("coarse-to-fine meshing left a node without a value (bug)")
-    return SampledGrid(np.ascontiguousarray(values), np.ascontiguousarray(exact), spec,
-                       num_queries)
+    def result(self) -> SampledGrid:
+        """The grid: nodes never evaluated are filled with ``sign * fill``."""
+        m, n, known = self.m, self.n, self.known
+        if self.signs_only and self.refine == "sign":
+            inside = np.flatnonzero(known & (self.values < 0))
+            self._grow_box_inside(np.stack(np.unravel_index(inside, (m, m, m)), -1))
+        fill = float(np.abs(self.values[known]).max()) if known.any() else 1.0
+        fill = fill if fill > 0 else 1.0
+        values = np.where(known, self.values, self.node_sign * fill)
+        values = values.reshape(m, m, m)[:n, :n, :n]
+        exact = known.reshape(m, m, m)[:n, :n, :n]
+        if not self.signs_only and not np.all(exact | (values != 0)):
+            raise RuntimeError("coarse-to-fine meshing left a node without a value (bug)")
+        return SampledGrid(np.ascontiguousarray(values), np.ascontiguousarray(exact),
+                           self.spec, self.num_queries)
 
 
 def sample_grid(query_fn: QueryFn, spec: GridSpec, config: MeshingConfig,

@@ -93,12 +93,13 @@ def ik_refit(holder: LayerHolder, joints: torch.Tensor) -> tuple[torch.Tensor, t
     import gsdf.hand as hand
     from gsdf.models.encodings import joint_frames
 
-    rel = joints - joints[:, :1]
-    with torch.no_grad():
+    # IK (SVD, determinants) in float32 at least, also under bf16 autocast (train.precision).
+    dtype = joints.dtype if joints.dtype in (torch.float32, torch.float64) else torch.float32
+    rel = (joints - joints[:, :1]).to(dtype)
+    with torch.no_grad(), torch.autocast(joints.device.type, enabled=False):
         _, out = hand.inverse_kinematics(holder.get(rel), rel)
-    frames = joint_frames(out.transforms[..., :3, :3].to(joints.dtype),
-                          out.joints.to(joints.dtype))
-    return frames, out.joints.to(joints.dtype) + joints[:, :1]
+    frames = joint_frames(out.transforms[..., :3, :3].to(dtype), out.joints.to(dtype))
+    return frames, out.joints.to(dtype) + joints[:, :1].to(dtype)
 
 
 def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:

@@ -13,12 +13,12 @@ from gsdf.train.checkpoint import (
     load_trained_model,
     read_checkpoint,
 )
-from gsdf.train.config import TrainConfig, train_config
+from gsdf.train.config import TrainConfig, TrainRuntime, train_config
 from gsdf.train.distributed import DistEnv, cleanup_distributed, init_distributed
 from gsdf.train.loop import NonFiniteLoss, Preempted, TrainOutputs, fit
 from gsdf.train.run import data_kind, run_train
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "DistEnv", "NonFiniteLoss", "Preempted",
-           "TrainConfig", "TrainOutputs", "cleanup_distributed", "data_kind", "fit",
+           "TrainConfig", "TrainOutputs", "TrainRuntime", "cleanup_distributed", "data_kind", "fit",
            "init_distributed", "last_checkpoint_path", "load_trained_model", "read_checkpoint",
            "run_train", "train_config"]

@@ -1,4 +1,11 @@
-"""The training schedule of one experiment (``experiment["train"]``), as a typed dataclass.
+"""The training schedule of one experiment (``experiment["train"]``), as a typed dataclass, and
+the runtime settings of one training job (:class:`TrainRuntime`).
+
+Science vs runtime: :class:`TrainConfig` is what the run learns from (it is part of the rule's
+params, so changing it reruns training, and of the resume identity); :class:`TrainRuntime`
+(DataLoader workers, checkpoint interval, SyncBatchNorm, ``torch.compile``, channels-last) only
+changes how fast or how safely the same run is computed: it comes from CLI flags of
+``gsdf train`` / the profile, and changing it resumes ``checkpoint.last.pt``.
 
 Resolution (later wins): the defaults below, the config's global ``train:`` section (schema
 ``workflow/schemas/config.schema.yaml``), the experiment's own ``train:`` mapping
@@ -10,6 +17,7 @@ Resolution (later wins): the defaults below, the config's global ``train:`` sect
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +31,16 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training split.
-        batch_size: samples per step *per process* (the global batch is ``batch_size * world``).
+        batch_size: samples per step *per process* (the global batch is ``batch_size * world``);
+            ignored when ``global_batch_size`` is set.
+        global_batch_size: samples per step over all processes (the reference: 64 per GPU x 4
+            GPUs = 256 for the SDF models, 32 x 4 = 128 for the pose network); each process
+            takes ``global_batch_size / processes``, so 1, 4 or 8 GPUs take the same steps.
+            ``None``: ``batch_size`` per process.
+        precision: ``fp32`` (IEEE float32 everywhere: the reproducible default), ``tf32``
+            (float32 tensors, TensorFloat-32 matrix products and convolutions on GPUs that
+            have it) or ``bf16`` (autocast to bfloat16; weights, optimizer and loss reduction
+            stay float32). Changes the numbers, so it is part of the run's identity.
         lr: Adam learning rate at epoch 0.
         lr_decay_epochs: epochs at whose start the learning rate is multiplied by
             ``lr_decay_factor`` (the reference's ``lr_dec_epoch``, step decay).
@@ -33,12 +50,8 @@ class TrainConfig:
             the pose stage.
         image_size: square input resolution in pixels (must equal ``model_args.image_size``
             when the model has one).
-        checkpoint_every: write the resumable checkpoint every N epochs (and on SIGTERM/SIGUSR1).
         seed: seeds model initialisation, sampling order, augmentation and dropout.
-        num_workers: DataLoader worker processes per training process.
         augment: random image/pose augmentation of the training samples.
-        sync_bn: convert BatchNorm to SyncBatchNorm when training on several GPUs (PyTorch
-            supports it on GPUs only; CPU processes keep per-process statistics).
         frames: frames per clip of the video dataset (``gsdf_video``); ``None`` takes
             ``model_args.num_frames``, and a value must equal it.
         aug: augmentation settings (fields of ``gsdf.data.augment.AugmentConfig``); ``None``
@@ -53,16 +66,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     num_points: int = 2000
     image_size: int = 256
-    checkpoint_every: int = 100
     seed: int = 0
-    num_workers: int = 2
     augment: bool = True
-    sync_bn: bool = True
+    global_batch_size: int | None = None
+    precision: str = "fp32"
     frames: int | None = None
     aug: dict | None = None
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "num_points", "image_size", "checkpoint_every")
+        positive = ("epochs", "batch_size", "num_points", "image_size")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -75,11 +87,85 @@ class TrainConfig:
         if self.frames is not None and (self.frames < 1 or self.frames % 2 == 0):
             raise ConfigError(f"train.frames must be an odd positive integer (3 or 5), got "
                               f"{self.frames!r}")
-        if self.num_workers < 0:
-            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers!r}")
+        gb = self.global_batch_size
+        if gb is not None and (not isinstance(gb, int) or isinstance(gb, bool) or gb < 1):
+            raise ConfigError(f"train.global_batch_size must be a positive integer or null, "
+                              f"got {gb!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {list(PRECISIONS)}, got "
+                              f"{self.precision!r}")
         if list(self.lr_decay_epochs) != sorted(self.lr_decay_epochs):
             raise ConfigError(f"train.lr_decay_epochs must be increasing, got "
                               f"{list(self.lr_decay_epochs)}")
+
+
+    def per_process_batch(self, world_size: int) -> int:
+        """Samples per step of one of ``world_size`` processes.
+
+        Raises:
+            ConfigError: ``global_batch_size`` is not a multiple of ``world_size``.
+        """
+        if self.global_batch_size is None:
+            return self.batch_size
+        if self.global_batch_size % world_size:
+            raise ConfigError(
+                f"train.global_batch_size = {self.global_batch_size} is not divisible by the "
+                f"{world_size} training processes; use a multiple of {world_size} or another "
+                f"process count (resources nproc / gpu)")
+        return self.global_batch_size // world_size
+
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+# Keys that were ``train:`` settings before they became runtime settings (TrainRuntime).
+RUNTIME_KEYS = {"num_workers": "--num-workers", "checkpoint_every": "--checkpoint-every",
+                "sync_bn": "--sync-bn / --no-sync-bn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRuntime:
+    """How one training job runs (not what it learns): CLI flags of ``gsdf train``.
+
+    Attributes:
+        num_workers: DataLoader worker processes per training process; ``None`` sizes them
+            from the job's CPUs (:meth:`workers`).
+        checkpoint_every: write ``checkpoint.last.pt`` every N epochs (and on SIGTERM/SIGUSR1).
+        sync_bn: SyncBatchNorm across GPUs when training on several (PyTorch supports it on
+            GPUs only; CPU processes keep per-process statistics).
+        compile: wrap the model in ``torch.compile`` (off by default: see docs/gpus.md).
+        channels_last: images and convolution weights in channels-last memory format.
+        cpus: CPUs of the job on this machine (``--threads``); ``None``: the CPUs this process
+            may run on.
+    """
+
+    num_workers: int | None = None
+    checkpoint_every: int = 1
+    sync_bn: bool = True
+    compile: bool = False
+    channels_last: bool = False
+    cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers!r}")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every!r}")
+        if self.cpus is not None and self.cpus < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.cpus!r}")
+
+    def workers(self, local_world_size: int, gpu: bool) -> int:
+        """DataLoader workers per process: ``num_workers``, or from the job's CPUs.
+
+        Each of the ``local_world_size`` processes on this machine gets ``cpus / processes``
+        CPUs. On a GPU the process itself needs one CPU to feed the GPU and the others decode
+        samples; on a CPU the process computes the model with its threads, so only a quarter
+        of its CPUs become workers (0 on a 2-core machine: the samples load in-process).
+        """
+        if self.num_workers is not None:
+            return self.num_workers
+        cpus = self.cpus or len(os.sched_getaffinity(0))
+        share = max(1, cpus // max(1, local_world_size))
+        return share - 1 if gpu else share // 4
 
 
 def train_config(experiment: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
@@ -94,6 +180,13 @@ def train_config(experiment: Mapping[str, Any], defaults: Mapping[str, Any] | No
         ConfigError: unknown key (naming the allowed ones) or invalid value.
     """
     merged = deep_merge(defaults or {}, experiment.get("train") or {})
+    moved = sorted(k for k in RUNTIME_KEYS if k in merged)
+    if moved:
+        flags = ", ".join(f"train.{k} -> {RUNTIME_KEYS[k]}" for k in moved)
+        raise ConfigError(f"experiment {experiment.get('name')!r}: {moved} are runtime settings "
+                          f"now, not part of the experiment (changing them must not retrain); "
+                          f"remove them from the config and pass them to `gsdf train` or the "
+                          f"profile instead ({flags})")
     cfg = from_dict(TrainConfig, merged, "train")
     if cfg.aug is not None:
         # checked (unknown keys) and converted (numbers given as strings) here, before training;

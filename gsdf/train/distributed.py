@@ -21,6 +21,7 @@ import itertools
 import os
 import random
 import signal
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -39,7 +40,8 @@ class DistEnv:
         world_size: number of processes.
         local_rank: rank on this machine (selects the GPU).
         device: the device this process computes on.
-        distributed: whether a process group is initialised (``world_size > 1``).
+        distributed: whether a process group is initialised (``world_size > 1``, or any
+            run under torchrun).
     """
 
     rank: int = 0
@@ -64,6 +66,10 @@ def init_distributed(device: str | None = None,
 
     Returns:
         The :class:`DistEnv`; call :func:`cleanup_distributed` when done.
+
+    Raises:
+        ConfigError: ``device="cuda"`` without a usable GPU, or more training processes on
+            this machine than GPUs visible to them (``resources.nproc`` > ``resources.gpu``).
     """
     env = os.environ if environ is None else environ
     world_size = int(env.get("WORLD_SIZE", "1"))
@@ -73,14 +79,47 @@ def init_distributed(device: str | None = None,
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
+        check_gpus(int(env.get("LOCAL_WORLD_SIZE", "1")), local_rank, rank, env)
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
-    distributed = world_size > 1
+    # Under torchrun the process joins a process group even when alone (one GPU): the
+    # collectives then run on the job's real backend (nccl on GPUs).
+    distributed = world_size > 1 or "TORCHELASTIC_RUN_ID" in env
     if distributed and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
+                                device_id=dev if dev.type == "cuda" else None)
+        if rank == 0:
+            print(f"process group: {dist.get_backend()}, {world_size} process(es), rank 0 on "
+                  f"{dev}", file=sys.stderr, flush=True)
     return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=dev,
                    distributed=distributed)
+
+
+def check_gpus(local_world_size: int, local_rank: int, rank: int,
+               environ: Mapping[str, str]) -> None:
+    """One training process per visible GPU: refuse more processes than GPUs, warn if fewer.
+
+    Raises:
+        ConfigError: no CUDA GPU, or ``local_world_size`` > visible GPUs.
+    """
+    from gsdf.config import ConfigError
+
+    visible = environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"--device cuda but PyTorch sees no CUDA GPU (CUDA_VISIBLE_DEVICES="
+                          f"{visible}, torch {torch.__version__}); give the job a GPU or "
+                          f"train with --device cpu")
+    if local_world_size > count or local_rank >= count:
+        raise ConfigError(
+            f"{local_world_size} training processes on this machine but {count} GPU(s) "
+            f"visible (CUDA_VISIBLE_DEVICES={visible}): training runs one process per GPU, so "
+            f"set resources nproc equal to resources gpu (torchrun --nproc_per_node = GPUs)")
+    if local_world_size < count and rank == 0:
+        print(f"warning: {count} GPUs visible but only {local_world_size} training "
+              f"process(es) on this machine; {count - local_world_size} GPU(s) stay idle "
+              f"(set resources nproc = gpu)", file=sys.stderr, flush=True)
 
 
 def cleanup_distributed(env: DistEnv) -> None:
@@ -244,12 +283,20 @@ def make_loader(dataset: SeededDataset, sampler: DistributedSampler, env: DistEn
         persistent_workers=False)
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a (nested) batch to ``device``; strings and lists of strings stay."""
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move every tensor of a (nested) batch to ``device``; strings and lists of strings stay.
+
+    Copies are non-blocking: from the loader's pinned memory they overlap with the GPU's work
+    (a CPU target makes them plain copies). With ``channels_last`` every 4-D floating tensor
+    (the images, (B, 3, H, W)) is laid out channels-last.
+    """
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        out = batch.to(device, non_blocking=True)
+        if channels_last and out.dim() == 4 and out.is_floating_point():
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
     if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
     if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
-        return type(batch)(to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device, channels_last) for v in batch)
     return batch

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from gsdf.config import to_dict
 from gsdf.train import checkpoint as ckpt_io
-from gsdf.train.config import TrainConfig
+from gsdf.train.config import TrainConfig, TrainRuntime
 from gsdf.train.distributed import (
     DistEnv,
     SeededDataset,
@@ -50,31 +50,15 @@ from gsdf.train.distributed import (
     seed_everything,
     to_device,
 )
+from gsdf.train.guards import (  # noqa: F401  (re-exported)
+    PREEMPTION_SIGNALS,
+    NonFiniteLoss,
+    Preempted,
+    PreemptionFlag,
+    non_finite,
+)
 from gsdf.train.history import plot_curves, write_log_csv
 from gsdf.utils.io import write_yaml
-
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-
-class Preempted(RuntimeError):
-    """Training stopped on a signal after writing the resumable checkpoint."""
-
-    def __init__(self, signum: int, path: Path, epoch: int, batch: int, step: int):
-        self.signum = signum
-        self.path = path
-        super().__init__(
-            f"received {signal.Signals(signum).name}: saved {path} at epoch {epoch + 1}, "
-            f"batch {batch}, step {step}; rerun the same command (or rule) to resume")
-
-
-class NonFiniteLoss(FloatingPointError):
-    """A loss term became NaN/inf; training stopped without writing a checkpoint."""
-
-    def __init__(self, message: str, step: int, terms: dict[str, float], ids: list[str]):
-        self.step = step
-        self.terms = terms
-        self.ids = ids
-        super().__init__(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,33 +90,6 @@ class TrainOutputs:
         return ckpt_io.last_checkpoint_path(self.checkpoint)
 
 
-class PreemptionFlag:
-    """Context manager: SIGTERM/SIGUSR1 set :attr:`signum` instead of killing the process.
-
-    Handlers are installed only in the main thread and the previous ones are restored on exit.
-    """
-
-    def __init__(self, signals: Sequence[int] = PREEMPTION_SIGNALS, enabled: bool = True):
-        self.signals = tuple(signals)
-        self.enabled = enabled
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __enter__(self) -> PreemptionFlag:
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
 @dataclasses.dataclass
 class _State:
     """Position of the run (what the resumable checkpoint restores)."""
@@ -152,12 +109,31 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig,
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=torch.device(device).type in ("cpu", "cuda"))
 
+
+def set_precision(precision: str) -> None:
+    """Float32 matrix products and convolutions in IEEE fp32 or TensorFloat-32 (``tf32``).
+
+    Process-wide switches of PyTorch (they only matter on GPUs with TF32 units). ``fp32`` and
+    ``bf16`` keep IEEE float32 for the operations autocast leaves in float32 (cuDNN's own
+    default would be TF32 convolutions).
+    """
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The forward pass's autocast context: bfloat16 for ``bf16``, else disabled."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _resolved(experiment: Mapping, dataset_info: Mapping, cfg: TrainConfig) -> dict:
     return {"experiment": dict(experiment), "dataset": dict(dataset_info), "train": to_dict(cfg)}
 
 
 def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutputs, *,
-        experiment: Mapping[str, Any], env: DistEnv, dataset_info: Mapping[str, Any] | None = None,
+        experiment: Mapping[str, Any], env: DistEnv, runtime: TrainRuntime | None = None,
+        dataset_info: Mapping[str, Any] | None = None,
         context: Mapping[str, Any] | None = None, progress: bool = True,
         handle_signals: bool = True) -> list[dict[str, float]]:
     """Train ``model`` on ``dataset`` for ``cfg.epochs`` epochs, resuming if possible.
@@ -166,11 +142,13 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
         model: built (and seeded) identically on every rank, on the CPU or ``env.device``;
             ``model(batch, epoch)`` returns scalar loss terms including ``"loss"``.
         dataset: map-style dataset of dict samples (collated by the default collate).
-        cfg: the schedule.
+        cfg: the schedule (part of the resume identity).
         outputs: where rank 0 writes (see :class:`TrainOutputs`).
         experiment: resolved experiment (``model``, ``model_args``, ...), stored in the
             checkpoint and ``config.yaml``.
         env: from :func:`gsdf.train.distributed.init_distributed`.
+        runtime: workers, checkpoint interval, SyncBN, compile (not part of the resume
+            identity; default :class:`TrainRuntime()`).
         dataset_info: dataset settings (name, recon_scale) stored alongside.
         context: model build context stored in the checkpoint (e.g. ``pose_checkpoint``).
         progress: show the per-epoch progress bar (rank 0).
@@ -183,150 +161,233 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, outputs: TrainOutp
         Preempted: after a signal, once ``checkpoint.last.pt`` is written.
         NonFiniteLoss: a loss term was NaN/inf (message: step, terms, sample ids).
         CheckpointError: the resumable checkpoint is corrupt.
+        ConfigError: ``train.global_batch_size`` does not divide over the processes.
     """
-    dataset_info = dict(dataset_info or {})
-    model_name = experiment["model"]
-    model_args = dict(experiment.get("model_args") or {})
-    model.to(env.device)
-    if env.distributed and env.device.type == "cuda" and cfg.sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg, env.device)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(cfg.lr_decay_epochs), gamma=cfg.lr_decay_factor)
-    state = _State()
-    seed_everything(derive_seed(cfg.seed, env.rank, 1))
-    _maybe_resume(model, optimizer, scheduler, state, outputs, experiment, dataset_info, cfg, env)
+    trainer = Trainer(model, dataset, cfg, runtime or TrainRuntime(), outputs,
+                       experiment=experiment, env=env, dataset_info=dict(dataset_info or {}),
+                       context=dict(context or {}), progress=progress)
+    with PreemptionFlag(enabled=handle_signals) as flag:
+        while trainer.state.epoch < cfg.epochs:
+            trainer.run_epoch(flag)
+    trainer.finish()
+    return trainer.state.history
 
-    net: nn.Module = model
-    if env.distributed:
-        device_ids = [env.device.index] if env.device.type == "cuda" else None
-        net = DistributedDataParallel(model, device_ids=device_ids,
-                                      find_unused_parameters=True)
-    net.train()
 
-    seeded = SeededDataset(dataset, cfg.seed)
-    sampler = make_sampler(seeded, env, cfg.seed, cfg.batch_size)
-    steps_per_epoch = len(sampler) // cfg.batch_size
-    resolved = _resolved(experiment, dataset_info, cfg)
+class Trainer:
+    """One training run: model, optimizer, data and position; :func:`fit` drives it
+    (``benchmarks/bench_gpu.py`` times its :meth:`step`)."""
 
-    def save(path: Path, finished: bool) -> None:
-        rng = gather_objects(env, ckpt_io.capture_rng())
-        if env.is_main:
+    def __init__(self, model: nn.Module, dataset: Dataset, cfg: TrainConfig,
+                 runtime: TrainRuntime, outputs: TrainOutputs, *, experiment: Mapping,
+                 env: DistEnv, dataset_info: dict, context: dict, progress: bool):
+        self.cfg, self.runtime, self.outputs, self.env = cfg, runtime, outputs, env
+        self.experiment, self.dataset_info, self.context = dict(experiment), dataset_info, context
+        self.progress = progress
+        self.batch_size = cfg.per_process_batch(env.world_size)
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        self.num_workers = runtime.workers(local_world, env.device.type == "cuda")
+        set_precision(cfg.precision)
+        if env.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: autotuned convolutions
+        self.model = self._prepare_model(model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(params, cfg, env.device)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(cfg.lr_decay_epochs), gamma=cfg.lr_decay_factor)
+        self.state = _State()
+        seed_everything(derive_seed(cfg.seed, env.rank, 1))
+        _maybe_resume(self.model, self.optimizer, self.scheduler, self.state, outputs,
+                      self.experiment, dataset_info, cfg, env)
+        self.net = self._wrap(self.model)
+        self.net.train()
+        self.seeded = SeededDataset(dataset, cfg.seed)
+        self.sampler = make_sampler(self.seeded, env, cfg.seed, self.batch_size)
+        self.steps_per_epoch = len(self.sampler) // self.batch_size
+
+    def _prepare_model(self, model: nn.Module) -> nn.Module:
+        """On the device, channels-last if asked, SyncBatchNorm on several GPUs."""
+        model.to(self.env.device)
+        if self.runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
+        several_gpus = self.env.world_size > 1 and self.env.device.type == "cuda"
+        if several_gpus and self.runtime.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """DDP over the processes (if several), then ``torch.compile`` (if asked)."""
+        net: nn.Module = model
+        if self.env.world_size > 1:
+            device_ids = [self.env.device.index] if self.env.device.type == "cuda" else None
+            net = DistributedDataParallel(model, device_ids=device_ids,
+                                          find_unused_parameters=True)
+        if self.runtime.compile:
+            net = torch.compile(net)
+        return net
+
+    def save(self, path: Path, finished: bool) -> None:
+        """Write a checkpoint (rank 0) with every rank's RNG state; a collective."""
+        rng = gather_objects(self.env, ckpt_io.capture_rng())
+        state, model_args = self.state, dict(self.experiment.get("model_args") or {})
+        if self.env.is_main:
             ckpt_io.save_checkpoint(path, {
                 "format_version": ckpt_io.FORMAT_VERSION, "kind": ckpt_io.KIND,
-                "model": model_name, "model_args": model_args,
-                "resolved_model_args": _resolved_model_args(model, model_args),
-                "experiment": dict(experiment), "dataset": dataset_info,
-                "context": dict(context or {}), "train": to_dict(cfg),
-                "state_dict": ckpt_io.strip_module_prefix(model.state_dict()),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "model": self.experiment["model"], "model_args": model_args,
+                "resolved_model_args": _resolved_model_args(self.model, model_args),
+                "experiment": self.experiment, "dataset": self.dataset_info,
+                "context": self.context, "train": to_dict(self.cfg),
+                "state_dict": ckpt_io.strip_module_prefix(self.model.state_dict()),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
                 "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch,
-                "step": state.step, "finished": finished, "world_size": env.world_size,
+                "step": state.step, "finished": finished, "world_size": self.env.world_size,
                 "rng": {"per_rank": rng}, "history": state.history,
                 "accum": dict(state.accum)})
-        barrier(env)
+        barrier(self.env)
 
-    with PreemptionFlag(enabled=handle_signals) as flag:
-        while state.epoch < cfg.epochs:
-            epoch = state.epoch
-            loader = make_loader(seeded, sampler, env, epoch, cfg.batch_size, cfg.num_workers,
-                                 start_batch=state.batch_in_epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            bar = tqdm(total=steps_per_epoch, initial=state.batch_in_epoch,
-                       desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       disable=not (progress and env.is_main), file=sys.stderr,
-                       mininterval=1.0, dynamic_ncols=True, leave=False)
-            t_start = time.perf_counter()
-            wait = 0.0
-            session_steps = 0
-            iterator = iter(loader)
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    break
-                except RuntimeError:
-                    # A preemption signal sent to the whole process group can stop the loader's
-                    # workers before this step boundary: checkpoint the last completed step.
-                    if flag.signum is None:
-                        time.sleep(1.0)  # our own handler may run a moment after theirs
-                    if flag.signum is None:
-                        _stop_workers(iterator)
-                        raise
-                    bar.close()
-                    save(outputs.last, finished=False)
-                    raise Preempted(flag.signum, outputs.last, epoch, state.batch_in_epoch,
-                                    state.step) from None
-                except Exception:
-                    # A sample failed in a worker: stop the other workers now, else the process
-                    # waits for them at exit instead of ending with the error.
-                    _stop_workers(iterator)
-                    raise
-                wait += time.perf_counter() - t0
-                batch = to_device(batch, env.device)
-                terms = net(batch, epoch)
-                loss = terms["loss"]
-                values = {k: float(v.detach()) for k, v in terms.items()}
-                bad = not all(math.isfinite(v) for v in values.values())
-                # One collective per step: every rank stops (or not) at the same step.
-                stop_nan, stop_sig = any_rank(env, bad, flag.signum is not None)
-                if stop_nan:
-                    bar.close()
-                    raise _non_finite(values, bad, batch, epoch, state, env)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                state.step += 1
-                state.batch_in_epoch += 1
-                session_steps += 1
-                for k, v in values.items():
-                    state.accum[k] = state.accum.get(k, 0.0) + v
-                state.accum["_steps"] = state.accum.get("_steps", 0.0) + 1
-                elapsed = time.perf_counter() - t_start
-                rate = session_steps * cfg.batch_size * env.world_size / max(elapsed, 1e-9)
+    def run_epoch(self, flag: PreemptionFlag) -> None:
+        """Train the rest of the current epoch, log it, checkpoint every ``checkpoint_every``.
+
+        Raises:
+            Preempted, NonFiniteLoss: see :func:`fit`.
+        """
+        state, epoch = self.state, self.state.epoch
+        loader = make_loader(self.seeded, self.sampler, self.env, epoch, self.batch_size,
+                             self.num_workers, start_batch=state.batch_in_epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(total=self.steps_per_epoch, initial=state.batch_in_epoch,
+                   desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="step",
+                   disable=not (self.progress and self.env.is_main), file=sys.stderr,
+                   mininterval=1.0, dynamic_ncols=True, leave=False)
+        timer = _EpochTimer()
+        iterator = iter(loader)
+        try:
+            while (batch := self._next_batch(iterator, flag, timer)) is not None:
+                values, stop_sig = self.step(batch, epoch, flag)
+                timer.steps += 1
+                rate = timer.steps * self.batch_size * self.env.world_size / timer.elapsed()
                 bar.set_postfix(loss=f"{values['loss']:.4g}", samples_s=f"{rate:.1f}",
                                 refresh=False)
                 bar.update(1)
                 if stop_sig:
-                    bar.close()
-                    save(outputs.last, finished=False)
-                    raise Preempted(flag.signum or signal.SIGTERM, outputs.last, epoch,
-                                    state.batch_in_epoch, state.step)
+                    self._preempt(flag.signum or signal.SIGTERM)
+        finally:
             bar.close()
-            elapsed = time.perf_counter() - t_start
-            scheduler.step()
-            n = max(state.accum.get("_steps", 0.0), 1.0)
-            means = mean_over_ranks(env, {k: v / n for k, v in state.accum.items()
-                                          if k != "_steps"})
-            row = {"epoch": epoch, **means, "lr": lr,
-                   "samples_per_s": session_steps * cfg.batch_size * env.world_size
-                   / max(elapsed, 1e-9),
-                   "data_wait_share": wait / max(elapsed, 1e-9), "epoch_time_s": elapsed,
-                   "steps": int(state.accum.get("_steps", 0))}
-            state.history.append(row)
-            state.epoch += 1
-            state.batch_in_epoch = 0
-            state.accum = {}
-            if env.is_main:
-                write_log_csv(outputs.log_csv, state.history)
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row.get('loss', float('nan')):.5g}"
-                      f" lr {lr:.3g} {row['samples_per_s']:.1f} samples/s data wait "
-                      f"{100 * row['data_wait_share']:.0f}%", file=sys.stderr, flush=True)
-            if state.epoch < cfg.epochs and state.epoch % cfg.checkpoint_every == 0:
-                save(outputs.last, finished=False)
+        self._end_epoch(epoch, lr, timer)
 
-    if env.is_main:
-        title = f"{experiment.get('name', model_name)} ({model_name})"
-        plot_curves(outputs.curves, state.history, title=title)
-        if outputs.config is not None:
-            write_yaml(outputs.config, dict(resolved, world_size=env.world_size))
-    save(outputs.checkpoint, finished=True)
-    if env.is_main and outputs.last.exists():
-        outputs.last.unlink()
-    barrier(env)
-    return state.history
+    def _next_batch(self, iterator: Any, flag: PreemptionFlag, timer: _EpochTimer) -> Any:
+        """The next batch (``None`` at the end of the epoch); the wait counts as data wait."""
+        t0 = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return None
+        except RuntimeError:
+            # A preemption signal sent to the whole process group can stop the loader's
+            # workers before this step boundary: checkpoint the last completed step.
+            if flag.signum is None:
+                time.sleep(1.0)  # our own handler may run a moment after theirs
+            if flag.signum is None:
+                _stop_workers(iterator)
+                raise
+            self._preempt(flag.signum, from_loader=True)
+        except Exception:
+            # A sample failed in a worker: stop the other workers now, else the process
+            # waits for them at exit instead of ending with the error.
+            _stop_workers(iterator)
+            raise
+        timer.wait += time.perf_counter() - t0
+        return batch
+
+    def step(self, batch: Any, epoch: int, flag: PreemptionFlag
+              ) -> tuple[dict[str, float], bool]:
+        """Forward, NaN/signal agreement over the ranks, backward, Adam step.
+
+        Returns:
+            ``(loss terms as floats, stop because a rank received a signal)``.
+        """
+        state = self.state
+        batch = to_device(batch, self.env.device, self.runtime.channels_last)
+        with autocast(self.cfg.precision, self.env.device):
+            terms = self.net(batch, epoch)
+        names = list(terms)
+        # One host synchronisation per step for all the terms.
+        numbers = torch.stack([terms[k].detach().float() for k in names]).tolist()
+        values = dict(zip(names, numbers, strict=True))
+        bad = not all(math.isfinite(v) for v in numbers)
+        # One collective per step: every rank stops (or not) at the same step.
+        stop_nan, stop_sig = any_rank(self.env, bad, flag.signum is not None)
+        if stop_nan:
+            raise non_finite(values, bad, batch, epoch, state, self.env)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        state.step += 1
+        state.batch_in_epoch += 1
+        for k, v in values.items():
+            state.accum[k] = state.accum.get(k, 0.0) + v
+        state.accum["_steps"] = state.accum.get("_steps", 0.0) + 1
+        return values, stop_sig
+
+    def _preempt(self, signum: int, from_loader: bool = False) -> None:
+        """Write ``checkpoint.last.pt`` at the last completed step and raise :class:`Preempted`."""
+        self.save(self.outputs.last, finished=False)
+        state = self.state
+        error = Preempted(signum, self.outputs.last, state.epoch, state.batch_in_epoch,
+                          state.step)
+        if from_loader:
+            raise error from None
+        raise error
+
+    def _end_epoch(self, epoch: int, lr: float, timer: _EpochTimer) -> None:
+        """Scheduler step, the epoch's log row, and the periodic resumable checkpoint."""
+        state, env = self.state, self.env
+        elapsed = timer.elapsed()
+        self.scheduler.step()
+        n = max(state.accum.get("_steps", 0.0), 1.0)
+        means = mean_over_ranks(env, {k: v / n for k, v in state.accum.items() if k != "_steps"})
+        row = {"epoch": epoch, **means, "lr": lr,
+               "samples_per_s": timer.steps * self.batch_size * env.world_size / elapsed,
+               "data_wait_share": timer.wait / elapsed, "epoch_time_s": elapsed,
+               "steps": int(state.accum.get("_steps", 0))}
+        state.history.append(row)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        state.accum = {}
+        if env.is_main:
+            write_log_csv(self.outputs.log_csv, state.history)
+            print(f"epoch {epoch + 1}/{self.cfg.epochs}: loss {row.get('loss', float('nan')):.5g}"
+                  f" lr {lr:.3g} {row['samples_per_s']:.1f} samples/s data wait "
+                  f"{100 * row['data_wait_share']:.0f}%", file=sys.stderr, flush=True)
+        if state.epoch < self.cfg.epochs and state.epoch % self.runtime.checkpoint_every == 0:
+            self.save(self.outputs.last, finished=False)
+
+    def finish(self) -> None:
+        """Curves and ``config.yaml``, the final checkpoint; remove the resumable one."""
+        env, outputs = self.env, self.outputs
+        if env.is_main:
+            name = self.experiment["model"]
+            title = f"{self.experiment.get('name', name)} ({name})"
+            plot_curves(outputs.curves, self.state.history, title=title)
+            if outputs.config is not None:
+                resolved = _resolved(self.experiment, self.dataset_info, self.cfg)
+                write_yaml(outputs.config, dict(resolved, world_size=env.world_size))
+        self.save(outputs.checkpoint, finished=True)
+        if env.is_main and outputs.last.exists():
+            outputs.last.unlink()
+        barrier(env)
+
+
+@dataclasses.dataclass
+class _EpochTimer:
+    """Wall time, data wait and steps of the current session of an epoch."""
+
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    wait: float = 0.0
+    steps: int = 0
+
+    def elapsed(self) -> float:
+        return max(time.perf_counter() - self.start, 1e-9)
 
 
 def _stop_workers(iterator: Any) -> None:
@@ -343,21 +404,6 @@ def _resolved_model_args(model: nn.Module, model_args: Mapping[str, Any]) -> dic
     if dataclasses.is_dataclass(args) and not isinstance(args, type):
         return to_dict(args)
     return dict(model_args)
-
-
-def _non_finite(values: dict[str, float], bad: bool, batch: Mapping, epoch: int, state: _State,
-                env: DistEnv) -> NonFiniteLoss:
-    ids = [str(i) for i in batch.get("id", [])] if isinstance(batch, Mapping) else []
-    step = state.step + 1
-    if bad:
-        terms = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
-        msg = (f"non-finite loss at step {step} (epoch {epoch + 1}, batch "
-               f"{state.batch_in_epoch + 1}, rank {env.rank}): {terms}; batch sample ids: "
-               f"{ids}. Training stopped; the last good checkpoint is kept.")
-    else:
-        msg = (f"non-finite loss on another rank at step {step}; training stopped (see that "
-               f"rank's message for the terms and sample ids)")
-    return NonFiniteLoss(msg, step, values, ids)
 
 
 def _maybe_resume(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -3,6 +3,7 @@ and the dataset from the job's params, then :func:`gsdf.train.loop.fit`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from gsdf.config import ConfigError
 from gsdf.data.augment import resolve_aug
 from gsdf.models.hand_model import HAND_MODELS, hand_asset_kind, load_hand_asset
-from gsdf.train.config import TrainConfig, train_config
+from gsdf.train.config import TrainConfig, TrainRuntime, train_config
 from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
 from gsdf.train.loop import TrainOutputs, fit
 
@@ -54,7 +55,8 @@ def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig,
 
 def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainOutputs,
               pose_checkpoint: str | Path | None = None, device: str | None = None,
-              progress: bool = True, threads: int | None = None) -> list[dict[str, float]]:
+              progress: bool = True, threads: int | None = None,
+              runtime: TrainRuntime | None = None) -> list[dict[str, float]]:
     """Train the experiment of ``params`` on the packed split ``packed_dir``.
 
     Args:
@@ -69,7 +71,10 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
         progress: progress bar on rank 0.
         threads: CPU threads of the whole job on this machine; each of the
-            ``LOCAL_WORLD_SIZE`` processes uses its share for intra-op parallelism.
+            ``LOCAL_WORLD_SIZE`` processes uses its share for intra-op parallelism (and, unless
+            ``runtime.num_workers`` is given, to size its DataLoader workers).
+        runtime: workers, checkpoint interval, SyncBN, compile, channels-last (not part of
+            the run's identity); default ``TrainRuntime(cpus=threads)``.
 
     Returns:
         The per-epoch log rows.
@@ -94,6 +99,9 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         hand = {"hand_asset": load_hand_asset(hand_cfg, dataset_name)}
         experiment["hand"] = {"asset": hand_asset_kind(hand_cfg, dataset_name),
                               "seed": int(hand_cfg.get("seed", 0))}
+    runtime = runtime or TrainRuntime()
+    if runtime.cpus is None and threads:
+        runtime = dataclasses.replace(runtime, cpus=threads)
     if threads:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         torch.set_num_threads(max(1, threads // local_world))
@@ -104,7 +112,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
                             **context, **hand)
         dataset = build_dataset(packed_dir, **options)
         return fit(model, dataset, cfg, outputs, experiment=experiment, env=env,
-                   dataset_info=params.get("dataset") or {}, context=context,
-                   progress=progress)
+                   runtime=runtime, dataset_info=params.get("dataset") or {},
+                   context=context, progress=progress)
     finally:
         cleanup_distributed(env)

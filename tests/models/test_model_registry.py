@@ -203,7 +203,7 @@ def test_experiment_files_parse(name):
     assert args.image_size == exp["train"]["image_size"]
     assert set(exp["train"]) >= {"epochs", "batch_size", "lr", "lr_decay_epochs",
                                  "lr_decay_factor", "weight_decay", "num_points", "image_size",
-                                 "checkpoint_every", "seed", "num_workers"}
+                                 "seed"}
     if name.startswith("gsdf"):
         assert exp["pose_experiment"] == "pose"
 

@@ -25,8 +25,7 @@ GF_ARGS = {"image_size": 64, "sdf_latent": 16,
 PARAMS = {
     "experiment": {"name": "gf", "model": "gf", "model_args": GF_ARGS,
                    "train": {"epochs": 4, "batch_size": 2, "lr": 1e-3, "lr_decay_epochs": [2],
-                             "num_points": 64, "image_size": 64, "checkpoint_every": 1,
-                             "seed": 1, "num_workers": 1}},
+                             "num_points": 64, "image_size": 64, "seed": 1}},
     "dataset": {"name": "synth", "recon_scale": 7.0},
 }
 
@@ -56,12 +55,12 @@ def packed(tmp_path_factory) -> Path:
     return dst
 
 
-def _command(packed: Path, out: Path) -> list[str]:
+def _command(packed: Path, out: Path, *runtime: str) -> list[str]:
     return ["torchrun", "--standalone", "--nproc_per_node", "1", "--no-python", "gsdf", "train",
             "--data", str(packed), "--checkpoint", str(out / "checkpoint.pt"),
             "--log-csv", str(out / "train_log.csv"), "--curves", str(out / "learning_curves.png"),
             "--config-out", str(out / "config.yaml"), "--threads", "1",
-            "--params", json.dumps(PARAMS)]
+            "--params", json.dumps(PARAMS), *runtime]
 
 
 def test_sigterm_then_rerun_equals_uninterrupted(packed, tmp_path):
@@ -72,8 +71,8 @@ def test_sigterm_then_rerun_equals_uninterrupted(packed, tmp_path):
     out = tmp_path / "run"
     last = out / "checkpoint.last.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(_command(packed, out), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(_command(packed, out, "--num-workers", "1"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while not last.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -86,7 +85,9 @@ def test_sigterm_then_rerun_equals_uninterrupted(packed, tmp_path):
     partial = read_checkpoint(last)
     assert 0 < partial["step"] < 12 and not partial["finished"]
 
-    done = subprocess.run(_command(packed, out), env=env, capture_output=True, text=True,
+    # other runtime settings: still the same run, it resumes
+    done = subprocess.run(_command(packed, out, "--num-workers", "0", "--checkpoint-every", "3",
+                                   "--no-sync-bn"), env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "resuming from" in done.stderr

@@ -33,7 +33,8 @@ def test_unknown_key_names_allowed_keys():
 
 
 @pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"lr_decay_factor": 2.0},
-                                 {"lr_decay_epochs": [5, 2]}, {"num_workers": -1},
+                                 {"lr_decay_epochs": [5, 2]}, {"precision": "fp16"},
+                                 {"global_batch_size": 0},
                                  {"frames": 2}])
 def test_invalid_values_refused(bad):
     with pytest.raises(ConfigError, match="train."):
@@ -73,3 +74,30 @@ def test_dataset_options_follow_the_model():
                         TrainConfig(frames=5))
     with pytest.raises(ConfigError, match="model_args.image_size = 256"):
         dataset_options({"name": "gf", "model": "gf", "model_args": {"image_size": 256}}, cfg)
+
+
+@pytest.mark.parametrize("key", ["num_workers", "checkpoint_every", "sync_bn"])
+def test_runtime_keys_are_refused_with_the_flag_to_use(key):
+    with pytest.raises(ConfigError, match=f"runtime settings.*train.{key} -> --"):
+        train_config({"name": "gf", "model": "gf", "train": {key: 1}})
+
+
+def test_workers_from_the_jobs_cpus():
+    from gsdf.train import TrainRuntime
+
+    assert TrainRuntime(cpus=16).workers(1, gpu=True) == 15  # one CPU feeds the GPU
+    assert TrainRuntime(cpus=16).workers(4, gpu=True) == 3  # 4 CPUs per GPU process
+    assert TrainRuntime(cpus=2).workers(1, gpu=False) == 0  # CPU training: load in-process
+    assert TrainRuntime(cpus=8).workers(1, gpu=False) == 2
+    assert TrainRuntime(num_workers=5, cpus=2).workers(1, gpu=False) == 5
+
+
+@pytest.mark.parametrize(("name", "per_gpu"), [("gsdf", 64), ("gf", 64), ("pose", 32),
+                                               ("gsdf_video", 16)])
+def test_paper_preset_global_batch_is_the_references_on_any_gpu_count(name, per_gpu):
+    from gsdf.config import resolve_experiment
+
+    config = load_config(overrides={"preset": "paper"})
+    cfg = train_config(resolve_experiment(config, name), config["train"])
+    assert cfg.per_process_batch(4) == per_gpu  # the reference: 4 GPUs
+    assert cfg.per_process_batch(1) == 4 * per_gpu and cfg.per_process_batch(8) == per_gpu // 2

@@ -8,12 +8,14 @@ import pytest
 import torch
 from train_toy import ToyDataset, ToyModel, toy_experiment
 
+from gsdf.config import ConfigError
 from gsdf.train import (
     DistEnv,
     NonFiniteLoss,
     Preempted,
     TrainConfig,
     TrainOutputs,
+    TrainRuntime,
     fit,
     read_checkpoint,
 )
@@ -23,17 +25,16 @@ ENV = DistEnv()
 
 def _cfg(**kw) -> TrainConfig:
     base = {"epochs": 3, "batch_size": 4, "lr": 1e-2, "lr_decay_epochs": (2,),
-            "lr_decay_factor": 0.5, "num_points": 32, "image_size": 16, "checkpoint_every": 1,
-            "seed": 3, "num_workers": 0}
+            "lr_decay_factor": 0.5, "num_points": 32, "image_size": 16, "seed": 3}
     return TrainConfig(**{**base, **kw})
 
 
-def _run(tmp, cfg, dataset=None, **model_kw):
+def _run(tmp, cfg, dataset=None, runtime=None, **model_kw):
     torch.manual_seed(cfg.seed)  # what run_train does before building the model
     model = ToyModel(**model_kw)
     out = TrainOutputs.in_dir(tmp)
     rows = fit(model, dataset or ToyDataset(), cfg, out, experiment=toy_experiment(),
-               env=ENV, progress=False)
+               env=ENV, runtime=runtime or TrainRuntime(num_workers=0), progress=False)
     return model, rows, out
 
 
@@ -64,24 +65,26 @@ def test_outputs_and_schedule(tmp_path):
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_same_seed_same_loss_log(tmp_path, num_workers):
-    cfg = _cfg(num_workers=num_workers, epochs=2)
-    m1, _, o1 = _run(tmp_path / "a", cfg)
-    m2, _, o2 = _run(tmp_path / "b", cfg)
+    cfg = _cfg(epochs=2)
+    rt = TrainRuntime(num_workers=num_workers)
+    m1, _, o1 = _run(tmp_path / "a", cfg, runtime=rt)
+    m2, _, o2 = _run(tmp_path / "b", cfg, runtime=rt)
     assert _losses(o1.log_csv) == _losses(o2.log_csv)
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     # and a different seed gives a different run (the check can fail)
-    m3, _, o3 = _run(tmp_path / "c", _cfg(num_workers=num_workers, epochs=2, seed=4))
+    m3, _, o3 = _run(tmp_path / "c", _cfg(epochs=2, seed=4), runtime=rt)
     assert _losses(o3.log_csv) != _losses(o1.log_csv)
 
 
 @pytest.mark.parametrize(("num_workers", "signal_at"), [(0, 8), (0, 12), (2, 9)])
 def test_resume_after_sigterm_matches_uninterrupted(tmp_path, num_workers, signal_at):
-    cfg = _cfg(num_workers=num_workers, checkpoint_every=2)
-    ref, _, ref_out = _run(tmp_path / "ref", cfg)
+    cfg = _cfg()
+    rt = TrainRuntime(num_workers=num_workers, checkpoint_every=2)
+    ref, _, ref_out = _run(tmp_path / "ref", cfg, runtime=rt)
 
     with pytest.raises(Preempted, match="SIGTERM") as err:
-        _run(tmp_path / "run", cfg, signal_at_call=signal_at)
+        _run(tmp_path / "run", cfg, runtime=rt, signal_at_call=signal_at)
     out = TrainOutputs.in_dir(tmp_path / "run")
     assert err.value.path == out.last and out.last.exists()
     assert not out.checkpoint.exists(), "checkpoint.pt must only exist once training finished"
@@ -89,7 +92,7 @@ def test_resume_after_sigterm_matches_uninterrupted(tmp_path, num_workers, signa
     assert partial["step"] == signal_at and not partial["finished"]
 
     # rerun: a fresh process would build the model from the same seed, then resume
-    resumed, _, _ = _run(tmp_path / "run", cfg)
+    resumed, _, _ = _run(tmp_path / "run", cfg, runtime=rt)
     assert out.checkpoint.exists() and not out.last.exists()
     diff = max((a - b).abs().max().item() for a, b in
                zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True)
@@ -108,8 +111,40 @@ def test_changed_config_does_not_resume(tmp_path):
     assert (tmp_path / "checkpoint.last.stale.pt").exists()
 
 
+def test_changed_runtime_settings_resume(tmp_path):
+    # Workers, checkpoint interval, SyncBN are runtime settings: a rerun with other values
+    # continues checkpoint.last.pt at its step and ends as the uninterrupted run.
+    cfg = _cfg()
+    ref, _, ref_out = _run(tmp_path / "ref", cfg)
+    with pytest.raises(Preempted):
+        _run(tmp_path / "run", cfg, signal_at_call=8)
+    other = TrainRuntime(num_workers=2, checkpoint_every=3, sync_bn=False)
+    rows = _run(tmp_path / "run", cfg, runtime=other)[1]
+    assert not (tmp_path / "run" / "checkpoint.last.stale.pt").exists()
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 18
+    assert [r["steps"] for r in rows] == [6, 6, 6]  # epoch 2 resumed at batch 2 of 6
+    assert _losses(tmp_path / "run" / "train_log.csv") == _losses(ref_out.log_csv)
+
+
+@pytest.mark.parametrize(("world", "expect"), [(1, 8), (2, 4), (4, 2)])
+def test_global_batch_splits_over_processes(world, expect):
+    cfg = _cfg(global_batch_size=8, batch_size=3)
+    assert cfg.per_process_batch(world) == expect
+    assert _cfg(batch_size=3).per_process_batch(world) == 3  # no global batch: per process
+
+
+def test_global_batch_not_divisible_is_refused():
+    with pytest.raises(ConfigError, match="global_batch_size = 6 is not divisible by the 4"):
+        _cfg(global_batch_size=6).per_process_batch(4)
+
+
+def test_global_batch_sets_the_steps(tmp_path):
+    rows = _run(tmp_path, _cfg(global_batch_size=8, batch_size=3, epochs=1))[1]
+    assert rows[0]["steps"] == 3  # 24 samples / 8
+
+
 def test_nan_loss_stops_with_details_and_keeps_last_good(tmp_path):
-    cfg = _cfg(checkpoint_every=1)
+    cfg = _cfg()
     with pytest.raises(NonFiniteLoss) as err:
         _run(tmp_path, cfg, nan_at_call=9)  # epoch 2, batch 3
     msg = str(err.value)
@@ -143,5 +178,5 @@ def test_failing_sample_in_a_worker_ends_training_and_its_workers(tmp_path):
 
     before = set(multiprocessing.active_children())  # other tests' processes, if any
     with pytest.raises(TypeError, match="sample 5 is broken"):
-        _run(tmp_path, _cfg(num_workers=2), dataset=_FailingDataset())
+        _run(tmp_path, _cfg(), dataset=_FailingDataset(), runtime=TrainRuntime(num_workers=2))
     assert set(multiprocessing.active_children()) - before == set()

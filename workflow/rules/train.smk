@@ -1,6 +1,7 @@
 # Stages `train_pose` (gSDF's hand pose network) and `train_sdf` (gf, alignsdf, gsdf,
 # gsdf_video): `gsdf train` under torchrun; {resources.nproc} processes (one per GPU, else CPU
-# processes on gloo). A killed or preempted job leaves checkpoint.last.pt beside its outputs and
+# processes on gloo; runtime settings such as {resources.checkpoint_every} resume, never
+# retrain). A killed or preempted job leaves checkpoint.last.pt beside its outputs and
 # a rerun of the rule resumes from it; checkpoint.pt exists only once training finished.
 # gsdf-style experiments name their pose network in `pose_experiment`: its checkpoint is an
 # input, so retraining the pose network reruns exactly the SDF models built on it.
@@ -26,6 +27,7 @@ rule train_pose:
     threads: 2
     resources:
         nproc=1,
+        checkpoint_every=1,
         mem_mb=8000,
     params:
         cfg=pipe.exp_params("train_pose", "pose_exp"),
@@ -35,6 +37,7 @@ rule train_pose:
         " gsdf train --data {params.data:q} --checkpoint {output.checkpoint:q}"
         " --log-csv {output.log_csv:q} --curves {output.curves:q}"
         " --config-out {output.config:q} --threads {threads} --params {params.cfg:q}"
+        " --checkpoint-every {resources.checkpoint_every}"
         " > {log:q} 2>&1"
 
 
@@ -58,6 +61,7 @@ rule train_sdf:
     threads: 2
     resources:
         nproc=1,
+        checkpoint_every=1,
         mem_mb=8000,
     params:
         cfg=pipe.exp_params("train_sdf"),
@@ -68,4 +72,5 @@ rule train_sdf:
         " gsdf train --data {params.data:q} --checkpoint {output.checkpoint:q}"
         " --log-csv {output.log_csv:q} --curves {output.curves:q}"
         " --config-out {output.config:q} {params.pose} --threads {threads}"
+        " --checkpoint-every {resources.checkpoint_every}"
         " --params {params.cfg:q} > {log:q} 2>&1"
