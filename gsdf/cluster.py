@@ -233,6 +233,12 @@ def check_requests(requests: Iterable[Request], partitions: Mapping[str, Partiti
     """
     problems: list[str] = []
     no_runtime: list[str] = []
+
+    def no_gpus(r: Request) -> str:
+        if r.gpus and not any(p.gpus for p in partitions.values()):
+            return "; no partition has GPUs (sinfo gres): use workflow/profiles/slurm-cpu"
+        return ""
+
     default = next((p for p in partitions.values() if p.default), None)
     for r in sorted(requests, key=lambda r: (r.rule, r.partition or "")):
         where = f"set-resources: {r.rule}:"
@@ -248,7 +254,7 @@ def check_requests(requests: Iterable[Request], partitions: Mapping[str, Partiti
             if part is None:
                 problems.append(f"rule {r.rule}: partition {r.partition!r} does not exist; "
                                 f"set `{where} slurm_partition` (or default-resources) to one "
-                                f"of {sorted(partitions)}")
+                                f"of {sorted(partitions)}" + no_gpus(r))
                 continue
         pname = f"partition {part.name!r}"
         if not part.up:
@@ -276,9 +282,7 @@ def check_requests(requests: Iterable[Request], partitions: Mapping[str, Partiti
             fix = (f"lower `{where} gpu` and `nproc`" if r.gpus else "")
             problems.append(f"rule {r.rule}: asks for {r.gpus} GPUs, the best node of {pname} "
                             f"has {part.gpus} (sinfo gres); {fix} or set `{where} "
-                            f"slurm_partition` to a GPU partition"
-                            + ("" if part.gpus else "; a CPU-only cluster takes the "
-                               "slurm-cpu profile"))
+                            f"slurm_partition` to a GPU partition" + no_gpus(r))
         if r.runtime is None:
             no_runtime.append(r.rule)
         elif part.max_minutes is not None and r.runtime > part.max_minutes:

@@ -14,7 +14,7 @@ What is checked, all through ``workflow/profiles/slurm-cpu`` used as the workflo
   mid-run and finishes with the weights of the uninterrupted local run;
 * a job that fails is reported failed (not hung) and submitted ``retries + 1`` times;
 * a request larger than the cluster's node is refused before anything is submitted, naming
-  the rule and the key.
+  the rule and the key, and so is the GPU profile on this CPU-only cluster.
 
 The plugin's status polling is shortened for the test with
 ``--slurm-init-seconds-before-status-checks 1`` (the shipped 40 s would add minutes).
@@ -236,4 +236,18 @@ def test_too_large_request_is_refused_before_submission(tmp_path):
     assert proc.returncode != 0
     assert "rule train_pose: asks for 100000000 MB of memory" in out, out[-3000:]
     assert "set-resources: train_pose: mem_mb" in out
+    assert "has been submitted" not in out, out[-3000:]
+
+
+def test_gpu_profile_on_a_cpu_cluster_is_refused(tmp_path):
+    work = _copy_workflow(tmp_path / "w")
+    proc = subprocess.run(_cluster_cmd(REPO / "workflow" / "profiles" / "slurm",
+                                       "--config", "preset=micro"),
+                          cwd=work, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    out = proc.stdout + proc.stderr
+    _cancel_test_jobs()
+    assert proc.returncode != 0
+    assert re.search(r"rule train_sdf: partition 'gpu' does not exist; .*"
+                     r"use workflow/profiles/slurm-cpu", out), out[-3000:]
     assert "has been submitted" not in out, out[-3000:]

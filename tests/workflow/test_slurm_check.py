@@ -100,6 +100,17 @@ def test_check_names_rule_and_key():
     assert len(problems) == 9
 
 
+def test_gpu_request_on_a_cpu_only_cluster_points_to_slurm_cpu():
+    cpu_only = cluster.parse_sinfo("main*|2|23081|(null)|infinite|up\n")
+    problems = cluster.check_requests(
+        [cluster.Request("train_sdf", "gpu", 16, 64000, 4, 720, nproc=4),
+         cluster.Request("reconstruct", None, 2, 16000, 1, 240)], cpu_only)
+    assert problems[0].startswith("rule reconstruct: asks for 1 GPUs, the best node of "
+                                  "partition 'main' has 0")
+    assert problems[1].startswith("rule train_sdf: partition 'gpu' does not exist")
+    assert all(p.endswith("use workflow/profiles/slurm-cpu") for p in problems)
+
+
 def _profile_requests(name: str) -> list[cluster.Request]:
     """Every rule's request under a shipped profile at its last retry, evaluated by
     Snakemake's own resource parser (as `--set-resources` / `--default-resources`)."""
