@@ -201,7 +201,8 @@ def make_obman(root: Path, shapenet: Path, mano_root: Path, seed: int = 0,
 # DexYCB
 # ---------------------------------------------------------------------------------------------
 
-DEX_SUBJECTS = {0: "20200709-weiy", 2: "20200820-amousavian"}
+# the released folder names; subject 2 uses the name of earlier toolkit versions (also accepted)
+DEX_SUBJECTS = {0: "20200709-subject-01", 2: "20200820-amousavian"}
 DEX_SERIALS = ("836212060125", "839512060362")
 DEX_MODELS = {4: "005_tomato_soup_can", 16: "036_wood_block"}
 

@@ -1,7 +1,7 @@
 """DexYCB (Chao et al. 2021) -> the canonical layout.
 
 The download (https://dex-ycb.github.io) holds one folder per subject
-(``20200709-weiy/20200709_141754/836212060125/color_000000.jpg, labels_000000.npz``, a
+(``20200709-subject-01/20200709_141754/836212060125/color_000000.jpg, labels_000000.npz``, a
 ``meta.yml`` per sequence), ``calibration/`` (camera intrinsics, MANO betas per subject) and
 ``models/`` (the YCB objects). Conventions followed (verified at the source):
 
@@ -68,10 +68,15 @@ from gsdf.data.raw import (
 )
 from gsdf.hand import HandAsset, HandLayer
 
-# dex_ycb_toolkit/dex_ycb.py lines 11-22, 24-33, 35-56.
-SUBJECTS = ("20200709-weiy", "20200813-ceppner", "20200820-amousavian", "20200903-ynarang",
-            "20200908-yux", "20200918-ftozetoramos", "20200928-ahanda", "20201002-dieterf",
-            "20201015-ychao", "20201022-lmanuelli")
+# dex_ycb_toolkit/dex_ycb.py lines 11-22 (the released folder names, also in the toolkit's
+# README "$DEX_YCB_DIR should be a folder with the following structure"), 24-33, 35-56.
+SUBJECTS = tuple(f"{date}-subject-{i + 1:02d}" for i, date in enumerate(
+    ("20200709", "20200813", "20200820", "20200903", "20200908", "20200918", "20200928",
+     "20201002", "20201015", "20201022")))
+# Names of the same subjects in earlier versions of the toolkit; accepted as well.
+OLD_SUBJECTS = ("20200709-weiy", "20200813-ceppner", "20200820-amousavian", "20200903-ynarang",
+                "20200908-yux", "20200918-ftozetoramos", "20200928-ahanda", "20201002-dieterf",
+                "20201015-ychao", "20201022-lmanuelli")
 SERIALS = ("836212060125", "839512060362", "840412060917", "841412060263", "932122060857",
            "932122060861", "932122061900", "932122062010")
 YCB_CLASSES = {
@@ -119,11 +124,11 @@ CONTACT_M = 0.005       # test frames: hand and object within 5 mm (cocoify_dexy
 SEG_HAND = 255          # the labels' hand segmentation value
 
 LAYOUT = """  datasets.dexycb.root/
-    20200709-weiy/ ... 20201022-lmanuelli/         one folder per subject
+    20200709-subject-01/ ... 20201022-subject-10/  one folder per subject
       20200709_141754/meta.yml                      one folder per sequence (sorted = position)
       20200709_141754/836212060125/color_000000.jpg, labels_000000.npz ...
     calibration/intrinsics/836212060125_640x480.yml ...
-    calibration/mano_20200709_weiy/mano.yml ...     (betas)
+    calibration/mano_{meta.yml mano_calib}/mano.yml (betas)
     models/006_mustard_bottle/textured_simple.obj ..."""
 
 
@@ -151,6 +156,7 @@ class Candidate:
     frame: int
     video_id: int
     seq_key: str
+    left: bool = False
 
 
 class DexYCBReader:
@@ -190,8 +196,8 @@ class DexYCBReader:
         self._sequences: dict[str, dict] = {}
         self._intrinsics: dict[str, np.ndarray] = {}
         self._models: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.excluded_left = 0
         self.missing_subjects: list[str] = []
+        self._subject_dirs: dict[int, Path] = {}
         self.candidates = self._list()
 
     # --- listing and checks -----------------------------------------------------------------
@@ -202,9 +208,12 @@ class DexYCBReader:
         out: list[Candidate] = []
         for s in subjects:
             subject_dir = self.root / SUBJECTS[s]
+            if not subject_dir.is_dir() and (self.root / OLD_SUBJECTS[s]).is_dir():
+                subject_dir = self.root / OLD_SUBJECTS[s]
             if not subject_dir.is_dir():
                 self.missing_subjects.append(SUBJECTS[s])
                 continue
+            self._subject_dirs[s] = subject_dir
             # position in the sorted subject folder (dex_ycb.py line 208)
             sequences = sorted(p.name for p in subject_dir.iterdir() if p.is_dir())
             for pos, seq in enumerate(sequences):
@@ -220,25 +229,26 @@ class DexYCBReader:
                 except (KeyError, IndexError, TypeError, ValueError) as err:
                     raise layout_error(key, str(self.root), f"{subject_dir / seq / 'meta.yml'}"
                                        f" lacks or has a bad key ({err})", LAYOUT) from err
-                if sides[0] != "right":
-                    self.excluded_left += 1
-                    continue
-                seq_key = f"{SUBJECTS[s]}/{seq}"
-                self._sequences[seq_key] = {"betas": self._betas(calib), "ycb_ids": ycb_ids,
-                                            "grasp": grasp, "ycb_grasp_ind":
-                                            int(meta["ycb_grasp_ind"])}
-                self._model_path(grasp)  # checks the model exists
+                left = sides[0] != "right"
+                seq_key = f"{subject_dir.name}/{seq}"
+                if not left:
+                    self._sequences[seq_key] = {"betas": self._betas(calib), "ycb_ids": ycb_ids,
+                                                "grasp": grasp, "ycb_grasp_ind":
+                                                int(meta["ycb_grasp_ind"])}
+                    self._model_path(grasp)  # checks the model exists
                 for c in serial_ind:
                     serial = SERIALS[c]
                     if not (subject_dir / seq / serial).is_dir():
                         continue
-                    self._intr(serial)
+                    if not left:
+                        self._intr(serial)
                     video_id = (s * 1000 + pos) * 10 + c
                     for f in range(0, num_frames, FRAME_STEP):
                         out.append(Candidate(
                             id=f"{s + 1:02d}_{seq}_{serial}_{f:06d}", subject=s, sequence=seq,
-                            serial=serial, frame=f, video_id=video_id, seq_key=seq_key))
-        if not out:
+                            serial=serial, frame=f, video_id=video_id, seq_key=seq_key,
+                            left=left))
+        if not any(not c.left for c in out):
             raise layout_error(key, str(self.root),
                                f"no sequence of setup {self.setup} {self.split} found with a "
                                "right hand and a camera folder of the setup "
@@ -292,7 +302,7 @@ class DexYCBReader:
 
     def source(self, sid: str) -> str:
         c = self._by_id()[sid]
-        return f"{SUBJECTS[c.subject]}/{c.sequence}/{c.serial}/labels_{c.frame:06d}.npz"
+        return f"{c.seq_key}/{c.serial}/labels_{c.frame:06d}.npz"
 
     def _by_id(self) -> dict[str, Candidate]:
         if not hasattr(self, "_index"):
@@ -305,12 +315,14 @@ class DexYCBReader:
         """The canonical record of frame ``sid``.
 
         Raises:
-            Excluded: no hand annotation; a test frame without hand-object contact.
+            Excluded: a left hand; no hand annotation; a test frame without contact.
             SampleError: unreadable image or labels, broken annotation.
         """
         c = self._by_id()[sid]
+        if c.left:  # right hands only (cocoify_dexycb.py line 55)
+            raise Excluded("left hand (right hands only)")
         seq = self._sequences[c.seq_key]
-        folder = self.root / SUBJECTS[c.subject] / c.sequence / c.serial
+        folder = self._subject_dirs[c.subject] / c.sequence / c.serial
         label_path = folder / f"labels_{c.frame:06d}.npz"
         try:
             with np.load(label_path, allow_pickle=False) as z:

@@ -245,8 +245,6 @@ def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str,
                                obj_vertices=rec.obj_vertices, obj_faces=rec.obj_faces,
                                meta=meta, mask=rec.mask)
         written.append(sid)
-    if getattr(reader, "excluded_left", 0):
-        excluded["left-hand sequences (right hands only)"] = reader.excluded_left
     missing = reader.missing_from_split_file() if hasattr(
         reader, "missing_from_split_file") else []
     seconds = time.perf_counter() - start

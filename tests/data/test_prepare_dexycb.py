@@ -70,6 +70,7 @@ def test_selection_follows_s0_and_the_frame_rules(dex, prepared):
         for k, v in m["excluded"].items():
             excl[k] = excl.get(k, 0) + v
     assert excl["no hand annotation"] == len(dropped["no_hand"])
+    assert excl["left hand (right hands only)"] == len(dropped["left"]) > 0
     assert excl["test frame without hand-object contact (> 5 mm)"] == len(dropped["no_contact"])
     # the corrupt label file: skipped with its reason, counted
     skipped = [s for m in manifests["train"] for s in m["skipped"]]
@@ -196,7 +197,7 @@ def test_bad_input_stops_at_start_naming_the_key(dex, tmp_path):
     shutil.rmtree(nomodel / "models" / DEX_MODELS[4])
     nobetas = tmp_path / "nobetas"
     shutil.copytree(base / "dexycb", nobetas)
-    shutil.rmtree(nobetas / "calibration" / "mano_20200709_weiy")
+    shutil.rmtree(nobetas / "calibration" / "mano_20200709_subject_01")
     for root, pattern in ((tmp_path / "nowhere", "folder not found"),
                           (broken, "836212060125_640x480.yml not found"),
                           (nomodel, "YCB model of object 4"),
