@@ -6,7 +6,7 @@ The download (https://dex-ycb.github.io) holds one folder per subject
 ``models/`` (the YCB objects). Conventions followed (verified at the source):
 
 * Subjects, camera serials, YCB classes and the s0-s3 setups are the toolkit's
-  (NVlabs/dex-ycb-toolkit dex_ycb_toolkit/dex_ycb.py lines 11-56 and 127-186); a setup selects
+  (NVlabs/dex-ycb-toolkit dex_ycb_toolkit/dex_ycb.py lines 11-57 and 127-186); a setup selects
   sequences by their *position in the sorted subject folder* (line 208), cameras by serial.
   Only ``train`` and ``test`` are read (the toolkit's ``val`` is unused, as in gSDF).
 * Labels (``labels_{frame:06d}.npz``: ``pose_y`` (n, 3, 4), ``pose_m`` (1, 51), ``joint_3d``
@@ -18,7 +18,7 @@ The download (https://dex-ycb.github.io) holds one folder per subject
   dex_ycb_toolkit/layers/mano_layer.py line 27; gSDF preprocess/cocoify_dexycb.py lines
   77-79), ``pose_m[48:51]`` the translation: the wrist is the rest-pose root ``J0(betas)`` plus
   that translation (the root rotates about ``J0``), not the translation alone. Betas: the
-  subject's ``calibration/mano_{mano_calib}/mano.yml`` (dex_ycb.py lines 228-232). The canonical
+  subject's ``calibration/mano_{mano_calib}/mano.yml`` (dex_ycb.py lines 228-233). The canonical
   ``hand_pose`` is the resulting 48-d axis-angle pose (mean included), ``hand_trans`` the
   translation, ``hand_joints_3d`` the label's ``joint_3d`` (cocoify_dexycb.py lines 82-85).
 * The grasped object is ``ycb_ids[ycb_grasp_ind]``; its rest frame is centred on the model's
@@ -69,7 +69,7 @@ from gsdf.data.raw import (
 from gsdf.hand import HandAsset, HandLayer
 
 # dex_ycb_toolkit/dex_ycb.py lines 11-22 (the released folder names, also in the toolkit's
-# README "$DEX_YCB_DIR should be a folder with the following structure"), 24-33, 35-56.
+# README "$DEX_YCB_DIR should be a folder with the following structure"), 24-33, 35-57.
 SUBJECTS = tuple(f"{date}-subject-{i + 1:02d}" for i, date in enumerate(
     ("20200709", "20200813", "20200820", "20200903", "20200908", "20200918", "20200928",
      "20201002", "20201015", "20201022")))

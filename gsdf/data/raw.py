@@ -122,8 +122,8 @@ def square_box(tl: np.ndarray, br: np.ndarray, pad: float = 10.0,
                scale: float = 1.25) -> np.ndarray:
     """The reference's crop box [x, y, w, h] around the pixel box [tl, br].
 
-    zerchen/gSDF preprocess/cocoify_dexycb.py lines 105-109 (``bbox = [tl - 10, size + 20]``)
-    then common/utils/img_utils.py ``process_bbox`` (lines 96-112): squared to the longer side
+    zerchen/gSDF preprocess/cocoify_dexycb.py lines 112-116 (``bbox = [tl - 10, size + 20]``)
+    then common/utils/img_utils.py ``process_bbox`` (lines 102-117): squared to the longer side
     about the centre, then both sides times 1.25.
     """
     tl = np.asarray(tl, dtype=np.float64) - pad
@@ -137,7 +137,7 @@ def crop_affine(box: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """2x3 affine map from source pixels to the ``size`` x ``size`` crop of ``box`` [x, y, w, h].
 
     The same map as the reference's ``generate_patch_image`` with scale 1 and no rotation
-    (common/utils/img_utils.py lines 11-75): the box centre goes to the crop centre and the box
+    (common/utils/img_utils.py lines 12-89): the box centre goes to the crop centre and the box
     sides to the crop sides, ``u' = (u - x) * size / w``.
     """
     x, y, w, h = (float(v) for v in box)

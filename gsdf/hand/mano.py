@@ -263,7 +263,7 @@ def load_mano(path_or_root: str | Path, side: str = "right") -> HandAsset:
 
 
 # The reference's closed MANO topology (zerchen/gSDF common/mano/assets/closed_fmano.npy, loaded
-# by preprocess/cocoify_obman.py line 27 and cocoify_dexycb.py line 127): MANO's 1538 faces plus
+# by preprocess/cocoify_obman.py line 28 and cocoify_dexycb.py line 129): MANO's 1538 faces plus
 # 14 triangles over the 16-vertex wrist loop, no new vertex. `close_holes` builds the same count
 # (a loop of n vertices gets n - 2 triangles), so `HandAsset.faces_closed` of the official
 # MANO_RIGHT.pkl has this many faces.
@@ -274,7 +274,7 @@ def pca_to_axis_angle(asset: HandAsset, coeffs: np.ndarray,
                       flat_hand_mean: bool = True) -> np.ndarray:
     """Finger pose from MANO PCA coefficients: ``coeffs @ hands_components[:n]`` (+ the mean).
 
-    manopth semantics (zerchen/gSDF common/mano/manolayer.py, ``th_full_hand_pose =
+    manopth semantics (zerchen/gSDF common/mano/manolayer.py lines 102-107, ``th_full_hand_pose =
     th_hand_pose_coeffs.mm(self.th_selected_comps)`` then ``th_hands_mean +`` it, where the mean
     is zero with ``flat_hand_mean``).
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,21 @@ def load_hand(params: Mapping[str, Any]):
     """The MANO right hand of ``hand.mano_root``; :class:`RawDataError` naming the key if absent
     or unreadable."""
     from gsdf.hand import load_mano
+    from gsdf.hand.mano import MANO_CLOSED_FACES
 
     root = (params.get("hand") or {}).get("mano_root")
     if not root:
         raise layout_error("hand.mano_root", root, "not set (the real datasets are posed with "
                            "MANO)", MANO_LAYOUT)
     try:
-        return load_mano(root, "right")
+        asset = load_mano(root, "right")
     except (FileNotFoundError, ValueError) as err:
         raise layout_error("hand.mano_root", str(root), str(err).split(". Download")[0],
                            MANO_LAYOUT) from err
+    if asset.num_vertices == 778 and len(asset.faces_closed) != MANO_CLOSED_FACES:
+        warnings.warn(f"{asset.source}: the closed MANO mesh has {len(asset.faces_closed)} "
+                      f"faces, not the reference's {MANO_CLOSED_FACES}", stacklevel=2)
+    return asset
 
 
 def check(params: Mapping[str, Any], splits: tuple[str, ...] = SPLITS) -> None:
@@ -257,6 +263,7 @@ def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str,
             "fingerprint": fp},
         "stats": {"num_selected": len(ids), "num_samples": len(written), "num_reused": reused,
                   "num_skipped": len(skipped), "num_excluded": sum(excluded.values()),
+                  "hand_vertices": asset.num_vertices, "hand_faces": len(asset.faces_closed),
                   "split_file_ids_without_meta": len(missing),
                   "missing_subjects": list(getattr(reader, "missing_subjects", [])),
                   "seconds": round(seconds, 3)},
