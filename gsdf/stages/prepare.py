@@ -245,6 +245,12 @@ def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str,
             skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
             tqdm.write(f"prepare: skipped {sid}: {err}")
             continue
+        except (ValueError, OSError, KeyError, IndexError, TypeError) as err:
+            # anything else a malformed sample makes a library raise: skipped, named, counted
+            reason = f"{reader.source(sid)}: {type(err).__name__}: {err}".replace("\n", " ")
+            skipped.append({"id": sid, "reason": reason})
+            tqdm.write(f"prepare: skipped {sid}: {reason}")
+            continue
         meta = dict(rec.meta, source=reader.source(sid), prepare_fingerprint=fp)
         canonical.write_sample(layout, sid, rgb=rec.rgb, hand_vertices=rec.hand_vertices,
                                hand_faces=rec.hand_faces, hand_parts=rec.hand_parts,

@@ -269,3 +269,25 @@ def test_multi_material_model_loads_whole(obman):
         np.testing.assert_allclose(np.sort(verts[faces].reshape(-1, 3), axis=0),
                                    np.sort(v[f].reshape(-1, 3), axis=0), atol=1e-6)
         assert not trimesh.Trimesh(verts, faces).is_watertight
+
+
+def test_unexpected_library_error_skips_the_sample(obman, tmp_path, monkeypatch):
+    """An error a library raises on a malformed sample (not foreseen by the reader) skips that
+    sample with the raw file and the error named; the others are written."""
+    from gsdf.data.obman import ObManReader
+
+    base, mano, truth = obman
+    original = ObManReader.read
+
+    def read(self, sid):
+        if sid == "00000001":
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return original(self, sid)
+
+    monkeypatch.setattr(ObManReader, "read", read)
+    man = prepare.run(prepare.Inputs("test", 0),
+                      prepare.Outputs(tmp_path / "m.json", tmp_path / "test"),
+                      params(base, mano, truth, num_shards=1), progress=False)
+    assert man["ids"] == ["00000000"]
+    assert man["skipped"] == [{"id": "00000001", "reason": "test/meta/00000001.pkl: "
+                               "LinAlgError: SVD did not converge"}]
