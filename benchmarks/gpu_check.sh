@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue #23, docs/gpus.md). On a machine with one CUDA GPU, in under
 # 10 minutes:
-#   1. the tests marked `gpu`;
-#   2. a short `torchrun --nproc_per_node 1` training of the micro pose network, then of gsdf
+#   1. a short `torchrun --nproc_per_node 1` training of the micro pose network, then of gsdf
 #      on CUDA (nccl process group), stopped by SIGTERM once it has a resumable checkpoint and
 #      rerun with other runtime settings: it must resume (not restart) and finish;
-#   3. benchmarks/bench_gpu.py (training samples/s per model and precision, data wait, meshing).
-# Logs and tables go to $OUT (default .gpucheck/out); the exit status is 0 only if 1 and 2 pass.
+#   2. benchmarks/bench_gpu.py (training samples/s per model and precision, data wait, meshing);
+#   3. the tests marked `gpu`.
+# Each part has a time limit. Logs and tables go to $OUT (default .gpucheck/out); the exit
+# status is 0 only if 1 and 3 pass.
 #
 # Needs PyTorch (with CUDA) and gsdf's other packages: where they are missing (a machine without
 # network), put their wheels in .whl/ (docs/gpus.md lists them); they are installed into a
@@ -47,13 +48,7 @@ else
 fi
 [ -f "$DATA/train/annotations.json" ] || fail "no packed data in $DATA (see the header)"
 
-say "1/3 tests marked gpu"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/train/test_train_gpu.py \
-    tests/eval/test_reconstruct_gpu.py > "$OUT/pytest_gpu.log" 2>&1 ||
-    fail "gpu tests (pytest_gpu.log)"
-tail -n 3 "$OUT/pytest_gpu.log" | tee -a "$LOG"
-
-say "2/3 torchrun training on $DEVICE: pose, then gsdf with SIGTERM and resume"
+say "1/3 torchrun training on $DEVICE: pose, then gsdf with SIGTERM and resume"
 python3 - "$WORK" <<'EOF' || fail "params"
 import json, sys
 from gsdf.config import load_config, resolve_experiment
@@ -73,7 +68,7 @@ fi
 train() {  # train SUBCOMMAND NAME DIR [runtime flags...]; EXEC=1: replace the shell (`&`)
     local cmd=$1 name=$2 dir=$3
     shift 3
-    local run=(torchrun --standalone --nproc_per_node 1 -m gsdf "$cmd" --data "$DATA/train"
+    local run=(timeout -s TERM 150 torchrun --standalone --nproc_per_node 1 -m gsdf "$cmd" --data "$DATA/train"
         --checkpoint "$dir/checkpoint.pt" --log-csv "$dir/train_log.csv"
         --curves "$dir/learning_curves.png" --config-out "$dir/config.yaml" --device "$DEVICE"
         --no-progress --params "$(cat "$WORK/$name.json")" "$@")
@@ -106,12 +101,18 @@ grep -q "resuming from" "$TLOG" || fail "the rerun did not resume"
 [ -f "$WORK/gsdf/checkpoint.pt" ] || fail "no final checkpoint.pt"
 grep -E "process group|received|resuming|epoch 12/12" "$TLOG" | tee -a "$LOG"
 
-say "3/3 benchmarks/bench_gpu.py (budget ${BUDGET}s)"
-OUT=$OUT python3 benchmarks/bench_gpu.py --data "$DATA/train" --test-data "$DATA/test" \
+say "2/3 benchmarks/bench_gpu.py (budget ${BUDGET}s)"
+OUT=$OUT timeout -s KILL "$((BUDGET + 120))" python3 benchmarks/bench_gpu.py --data "$DATA/train" --test-data "$DATA/test" \
     --extras channels_last compile --budget-s "$BUDGET" ${GSDF_BENCH_ARGS:-} \
     > "$OUT/bench_gpu.log" 2>&1 ||
     echo "bench_gpu.py failed (bench_gpu.log)" | tee -a "$LOG"
 tail -n 25 "$OUT/bench_gpu.log"
+say "3/3 tests marked gpu"
+timeout -s KILL "${GSDF_TEST_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider -m gpu tests/train/test_train_gpu.py \
+    tests/eval/test_reconstruct_gpu.py > "$OUT/pytest_gpu.log" 2>&1 ||
+    fail "gpu tests (pytest_gpu.log)"
+tail -n 3 "$OUT/pytest_gpu.log" | tee -a "$LOG"
+
 rm -rf "$WORK"
 say "done: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -271,6 +271,11 @@ class Trainer:
                 bar.update(1)
                 if stop_sig:
                     self._preempt(flag.signum or signal.SIGTERM)
+        except BaseException:
+            # No loader with live workers may outlive an error: they ignore SIGTERM (see
+            # worker_init_fn), so one left to the interpreter's exit would hang it.
+            _stop_workers(iterator)
+            raise
         finally:
             bar.close()
         self._end_epoch(epoch, lr, timer)
