@@ -39,6 +39,10 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Keys of datasets.{obman,dexycb} a `prepare` job depends on (its params).
+PREPARE_KEYS = ("root", "shapenet_root", "split_files", "split", "num_shards")
+
+
 class Pipeline:
     """Targets and params of the workflow for one validated config."""
 
@@ -175,10 +179,11 @@ class Pipeline:
         return lambda wildcards: self.stage_params(stage, wildcards.dataset)
 
     def prepare_params(self, wildcards) -> str:
-        """Params JSON of a ``prepare`` job: the dataset's section without ``recon_scale`` (it does
-        not change the converted samples) and ``hand.mano_root``."""
+        """Params JSON of a ``prepare`` job: the dataset keys that change what it writes (the
+        raw data's location, split files, DexYCB setup, shards; not ``recon_scale`` or ``aug``,
+        so that changing those does not convert the dataset again) and ``hand.mano_root``."""
         ds = {k: v for k, v in self.dataset_config(wildcards.dataset).items()
-              if k != "recon_scale"}
+              if k in PREPARE_KEYS}
         return dumps({"dataset": dict(ds, name=wildcards.dataset),
                       "hand": {"mano_root": self.config.get("hand", {}).get("mano_root")}})
 

@@ -101,3 +101,24 @@ def test_settings_are_checked_before_any_job(tmp_path):
     assert sorted(jobs) == [("test", "000"), ("test", "001"), ("train", "000"),
                             ("train", "001")]
     assert '"split_files":{"test":null,"train":"' in proc.stdout
+
+
+def test_prepare_params_hold_only_what_changes_the_conversion():
+    """recon_scale and aug do not rerun `prepare` (hours on the full datasets); roots, split
+    files, the setup, shards and the MANO folder do."""
+    import types
+
+    from gsdf.config import load_config
+    from gsdf.workflow import Pipeline
+
+    def params(**dataset):
+        cfg = load_config(overrides={"dataset": "synth", "hand": {"mano_root": "/m"},
+                                     "datasets": {"dexycb": dataset}})
+        return Pipeline(cfg).prepare_params(types.SimpleNamespace(dataset="dexycb"))
+
+    base = params()
+    assert params(recon_scale=5.0) == base
+    assert params(aug={"trans_factor": 0.3}) == base
+    for change in ({"root": "/d"}, {"split": "s1"}, {"num_shards": 3}):
+        assert params(**change) != base, change
+    assert json.loads(base)["hand"] == {"mano_root": "/m"}
