@@ -210,6 +210,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-out", default=None, help="resolved config.yaml to write")
     p.add_argument("--pose-checkpoint", default=None,
                    help="frozen pose network (gsdf-style models), results/{dataset}/pose_*/...")
+    p.add_argument("--init-checkpoint", default=None,
+                   help="trained model whose weights start this one (gsdf_video from gsdf: "
+                        "the experiment's init_experiment)")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="default: cuda if available, else cpu")
     p.add_argument("--threads", type=int, default=None,
@@ -258,6 +261,7 @@ def train(args: argparse.Namespace) -> int:
                                cpus=args.threads)
         run_train(parse_params(args.params), args.data, outputs,
                   pose_checkpoint=args.pose_checkpoint, device=args.device,
+                  init_checkpoint=args.init_checkpoint,
                   progress=not args.no_progress, threads=args.threads, runtime=runtime)
     except Preempted as err:
         print(f"gsdf train: {err}", file=sys.stderr)

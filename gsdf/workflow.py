@@ -238,17 +238,31 @@ class Pipeline:
     def train_pose_inputs(self, wildcards) -> dict[str, str]:
         return self.packed_inputs(wildcards.dataset, "train")
 
+    def init_input(self, exp: str, dataset: str) -> dict[str, str]:
+        """``{"init": checkpoint}`` of the experiment named by ``init_experiment`` (gsdf_video
+        starts from a trained image gsdf, as the reference), else ``{}``."""
+        init_exp = self.experiment(exp).get("init_experiment")
+        if not init_exp:
+            return {}
+        return {"init": self.path("checkpoint", exp=init_exp, dataset=dataset)}
+
     def train_sdf_inputs(self, wildcards) -> dict[str, str]:
-        """Packed train split, plus the pose checkpoint of gsdf-style experiments."""
+        """Packed train split, plus the pose checkpoint of gsdf-style experiments and the
+        checkpoint an experiment starts from (``init_experiment``)."""
         return {**self.packed_inputs(wildcards.dataset, "train"),
-                **self.pose_input(wildcards.exp, wildcards.dataset)}
+                **self.pose_input(wildcards.exp, wildcards.dataset),
+                **self.init_input(wildcards.exp, wildcards.dataset)}
 
     @staticmethod
     def pose_checkpoint_arg(wildcards, input) -> str:
-        """``--pose-checkpoint PATH`` when the job has a pose input, else nothing."""
+        """``--pose-checkpoint PATH`` when the job has a pose input (and ``--init-checkpoint
+        PATH`` when it has an init input), else nothing."""
+        args = []
         if "pose" in input.keys():
-            return "--pose-checkpoint " + shlex.quote(str(input.pose))
-        return ""
+            args.append("--pose-checkpoint " + shlex.quote(str(input.pose)))
+        if "init" in input.keys():
+            args.append("--init-checkpoint " + shlex.quote(str(input.init)))
+        return " ".join(args)
 
     def reconstruct_inputs(self, wildcards) -> dict[str, str]:
         """Checkpoint, packed test split and the test shard manifest (the ids), plus the pose

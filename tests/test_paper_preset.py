@@ -170,3 +170,23 @@ def test_preset_follows_the_dataset_unless_chosen():
     assert paper_synth["sample_sdf"]["ray_fraction"] == 0.0
     default = load_config(overrides={"preset": "default"})
     assert default["sample_sdf"]["ray_fraction"] > 0.0  # the default preset differs
+
+
+def test_video_model_starts_from_the_image_gsdf_in_the_workflow(tmp_path):
+    from types import SimpleNamespace
+
+    from gsdf.workflow import Pipeline
+
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"")  # the start-up check looks for the file
+    cfg = load_config(overrides={"dataset": "dexycb", "hand": {"mano_root": str(tmp_path)}})
+    # tools/train.py: hsdf_osdf_2net_video_pa loads pose_model, backbone, neck, volume_head,
+    # the SDF heads, backbone_2_sdf and sdf_encoder from the image model's checkpoint
+    assert resolve_experiment(cfg, "gsdf_video")["init_experiment"] == "gsdf"
+    pipe = Pipeline(cfg)
+    wc = SimpleNamespace(exp="gsdf_video", dataset="dexycb")
+    inputs = pipe.train_sdf_inputs(wc)
+    assert inputs["init"] == pipe.path("checkpoint", exp="gsdf", dataset="dexycb")
+    assert "pose" in inputs
+    arg = pipe.pose_checkpoint_arg(wc, SimpleNamespace(keys=inputs.keys, **inputs))
+    assert f"--init-checkpoint {inputs['init']}" in arg and "--pose-checkpoint" in arg
+    assert "init" not in pipe.train_sdf_inputs(SimpleNamespace(exp="gsdf", dataset="dexycb"))

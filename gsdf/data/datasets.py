@@ -201,16 +201,30 @@ class SDFDataset(PackedDataset):
 
 
 class VideoDataset(SDFDataset):
-    """Video variant: item ``i`` is the window of ``frames`` consecutive frames of sample
-    ``i``'s sequence centred on it (indices clamped at the sequence ends, so end frames repeat).
+    """Video variant, clips as the reference draws them (zerchen/gSDF
+    ``datasets/sdf_video_dataset.py`` and ``datasets/dexycb/dexycb.py``):
+
+    * training: item ``k`` is the ``k``-th sequence (``video_id``) with at least ``frames``
+      frames; each time it is drawn, ``frames`` distinct frames of it are picked at random (in
+      the drawn order, as ``np.random.choice(len, frames, replace=False)``), each with its own
+      SDF points, one augmentation for all. An epoch is one pass over the sequences;
+    * test: item ``i`` is frame ``i`` in its clip: a sequence is cut into consecutive,
+      non-overlapping clips of ``frames`` frames, the last one completed with the frames before
+      it (``construct_clips``); ``frame_pos`` says where frame ``i`` sits in the clip, so that
+      every frame is reconstructed with the clip the reference reconstructs it with. A sequence
+      shorter than a clip repeats its last frame.
+
     Every tensor gains a time axis after the batch axis (``image`` (T, 3, H, W), ``points``
-    (T, N, 3) ...); the supervised frame is the middle one; ``id`` is the middle frame's id. One
-    augmentation is drawn per window and applied to every frame.
+    (T, N, 3) ...); ``frame_pos`` () int64 is the frame the item stands for (test: frame
+    ``i``; training: the middle drawn frame), ``id`` that frame's id.
 
     Args:
-        frames: window length, odd (3 or 5 in the paper).
+        frames: clip length, odd (3 or 5 in the paper).
         with_points: add SDF points (training mode only), else behave like a pose Dataset.
         (others as :class:`SDFDataset`)
+
+    Raises:
+        ValueError: ``frames`` even, or (training) no sequence with ``frames`` frames.
     """
 
     def __init__(self, packed_dir: str | Path, train: bool = True, image_size: int = 128,
@@ -225,31 +239,65 @@ class VideoDataset(SDFDataset):
         by_video: dict = {}
         for i, a in enumerate(self.anns):
             by_video.setdefault(a["video_id"], []).append((int(a["frame_idx"]), i))
-        self.sequence: list[list[int]] = [[] for _ in self.anns]
-        self.position: list[int] = [0] * len(self.anns)
-        for members in by_video.values():
-            order = [i for _, i in sorted(members)]
-            for pos, i in enumerate(order):
-                self.sequence[i], self.position[i] = order, pos
+        self.sequences = [[i for _, i in sorted(m)] for _, m in sorted(by_video.items())]
+        # training items: the sequences long enough for a clip (the reference drops the others)
+        self.train_sequences = [seq for seq in self.sequences if len(seq) >= self.frames]
+        if train and not self.train_sequences:
+            raise ValueError(f"{self.packed_dir}: no sequence has {self.frames} frames, so the "
+                             f"video model has no training clip; use longer sequences or "
+                             f"fewer frames (train.frames / model_args.num_frames)")
+        self.clip_of: list[tuple[list[int], int]] = [([], 0)] * len(self.anns)
+        for seq in self.sequences:
+            for clip in reference_clips(seq, self.frames):
+                for pos, i in enumerate(clip):
+                    self.clip_of[i] = (clip, pos)
 
-    def window(self, index: int) -> list[int]:
-        """Sample indices of the window of ``index`` (clamped at the sequence ends)."""
-        seq, pos, half = self.sequence[index], self.position[index], self.frames // 2
-        return [seq[min(max(pos + d, 0), len(seq) - 1)] for d in range(-half, half + 1)]
+    def __len__(self) -> int:
+        return len(self.train_sequences) if self.train else len(self.anns)
+
+    def clip(self, index: int, rng: np.random.Generator | None = None) -> tuple[list[int], int]:
+        """Sample indices of item ``index``'s clip and the position of its frame in it."""
+        if self.train:
+            seq = self.train_sequences[index]
+            rng = rng if rng is not None else self.rng(index)
+            picked = rng.choice(len(seq), self.frames, replace=False)
+            return [seq[int(j)] for j in picked], self.frames // 2
+        return self.clip_of[index]
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)
+        members, pos = self.clip(index, rng)
         aug = self.draw_augmentation(rng)
         R = rotation_z(aug.angle)
         items = []
-        for j in self.window(index):
+        for j in members:
             item = self.frame(j, aug)
             if self.train and self.with_points:
                 item = self.add_points(item, j, R, rng)
             items.append(item)
         out = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "id"}
-        out["id"] = self.anns[index]["sample_id"]
+        out["id"] = self.anns[members[pos]]["sample_id"]
+        out["frame_pos"] = torch.tensor(pos, dtype=torch.int64)
         return out
+
+
+def reference_clips(sequence: list[int], frames: int) -> list[list[int]]:
+    """The reference's test clips of one sequence (``construct_clips``): consecutive groups of
+    ``frames``; a remainder becomes a last clip completed with the frames before it; a sequence
+    shorter than ``frames`` is one clip padded with its last frame.
+
+    Args:
+        sequence: the sequence's sample indices in frame order.
+        frames: clip length.
+    """
+    groups, rest = divmod(len(sequence), frames)
+    clips = [sequence[m * frames:(m + 1) * frames] for m in range(groups)]
+    if rest:
+        if groups:
+            clips.append(sequence[len(sequence) - frames:])
+        else:
+            clips.append(sequence + [sequence[-1]] * (frames - rest))
+    return clips
 
 
 def build_dataset(packed_dir: str | Path, kind: str = "sdf", train: bool = True,
@@ -261,7 +309,8 @@ def build_dataset(packed_dir: str | Path, kind: str = "sdf", train: bool = True,
     Args:
         packed_dir: ``results/{dataset}/{split}`` (``gsdf.paths`` ``packed_dir``).
         kind: ``"pose"`` (image + joints), ``"sdf"`` (+ SDF points when ``train``) or
-            ``"video"`` (windows of ``frames`` frames, + SDF points when ``train``).
+            ``"video"`` (clips of ``frames`` frames, + SDF points when ``train``; see
+            :class:`VideoDataset`).
         train: training mode; ``False`` = no augmentation and no SDF points.
         image_size: network input side, pixels (stored images are 256).
         num_points: SDF points per item (multiple of 4).
@@ -293,4 +342,4 @@ def seed_worker(worker_id: int) -> None:
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PackedDataset", "PoseDataset", "SDFDataset",
-           "VideoDataset", "build_dataset", "seed_worker"]
+           "VideoDataset", "build_dataset", "reference_clips", "seed_worker"]

@@ -54,9 +54,16 @@ def hand_size(model: Any) -> float:
     return model_hand_size(holder.layer)
 
 
-def _middle(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """The middle frame of a clip tensor (one more dim than ``ndim``), else ``x``."""
-    return x[:, x.shape[1] // 2] if x.dim() == ndim + 1 else x
+def _middle(x: torch.Tensor, ndim: int, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """The frame ``pos`` (B,) of a clip tensor (one more dim than ``ndim``; the middle frame
+    without ``pos``: the batch's ``frame_pos``, the frame the video model reconstructs), else
+    ``x``."""
+    if x.dim() != ndim + 1:
+        return x
+    if pos is None:
+        return x[:, x.shape[1] // 2]
+    rows = torch.arange(x.shape[0], device=x.device)
+    return x[rows, torch.as_tensor(pos).reshape(-1).to(x.device).long()]
 
 
 def pose_2p5d(model: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +74,8 @@ def pose_2p5d(model: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndar
         an arbitrary common depth.
     """
     net = pose_network(model)
-    image = _middle(batch["image"], 4)
-    cam_intr = _middle(batch["cam_intr"], 3).to(image.dtype)
+    image = _middle(batch["image"], 4, batch.get("frame_pos"))
+    cam_intr = _middle(batch["cam_intr"], 3, batch.get("frame_pos")).to(image.dtype)
     probe = torch.zeros(image.shape[0], 3, dtype=image.dtype, device=image.device)
     probe[:, 2] = _PROBE_DEPTH
     with torch.no_grad():
@@ -89,7 +96,8 @@ def predicted_roots(model: Any, batch: Mapping[str, Any],
     """
     uv, depth_rel = pose_2p5d(model, batch)
     size = hand_size(model) if size is None else size
-    k = _middle(batch["cam_intr"], 3).detach().to("cpu", torch.float64).numpy()
+    k = _middle(batch["cam_intr"], 3, batch.get("frame_pos"))
+    k = k.detach().to("cpu", torch.float64).numpy()
     return [root_from_2p5d(uv[i], depth_rel[i], k[i], size) for i in range(len(uv))]
 
 

@@ -98,9 +98,15 @@ def _collate(item: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return batch
 
 
-def _video_middle(x: torch.Tensor) -> torch.Tensor:
-    """``hand_center_3d`` of a batch: (B, 3), or the middle frame of (B, T, 3)."""
-    return x[:, x.shape[1] // 2] if x.dim() == 3 else x
+def _video_middle(x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """``hand_center_3d`` of a batch: (B, 3), or of (B, T, 3) the frame ``pos`` (B,) (the
+    batch's ``frame_pos``, the frame the video model reconstructs), the middle one without."""
+    if x.dim() != 3:
+        return x
+    if pos is None:
+        return x[:, x.shape[1] // 2]
+    return x[torch.arange(x.shape[0], device=x.device),
+             torch.as_tensor(pos).reshape(-1).to(x.device).long()]
 
 
 def _frame(state: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, float]:
@@ -108,7 +114,7 @@ def _frame(state: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, float]:
     if isinstance(state, Mapping) and "wrist" in state and "scale" in state:
         return _first(state["wrist"]), float(_first(state["scale"]).reshape(-1)[0]) * 2.0
     scale = float(_first(batch["recon_scale"]).reshape(-1)[0])
-    return _first(_video_middle(batch["hand_center_3d"])), scale
+    return _first(_video_middle(batch["hand_center_3d"], batch.get("frame_pos"))), scale
 
 
 def _branches(model: Any) -> list[str]:
@@ -246,7 +252,8 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
                  "obj": layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid)}
         frame: dict[str, Any] = {}
         if predicted:
-            gt_wrist = _first(_video_middle(batch["hand_center_3d"]))
+            gt_wrist = _first(_video_middle(batch["hand_center_3d"],
+                                            batch.get("frame_pos")))
             try:
                 batch, sols = with_predicted_frame(model, batch, size)
             except RootSolveError as err:

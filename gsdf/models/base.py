@@ -217,9 +217,17 @@ class SDFModel(nn.Module):
         Terms: ``hand_sdf``, ``obj_sdf`` (clamped L1 with the ``sdf_add_epoch`` masks),
         ``hand_cls`` (part cross-entropy, 0 before ``sdf_add_epoch``) and the model's pose terms.
         """
-        a = self.args
         state = self.encode(batch)
-        tgt = self.targets(batch)
+        losses = self.frame_losses(state, self.targets(batch), epoch)
+        losses["loss"] = sum(losses.values())
+        return losses
+
+    def frame_losses(self, state: State, tgt: Mapping[str, Any],
+                     epoch: int) -> dict[str, torch.Tensor]:
+        """The weighted loss terms of one frame: ``state`` from :meth:`encode`, ``tgt`` the
+        frame's batch (``points`` (B, N, 3), ``sdf_hand``, ``sdf_obj``, ``hand_part`` (B, N) and
+        the pose targets)."""
+        a = self.args
         points = tgt["points"].to(state["wrist"].dtype)
         b, n = points.shape[:2]
         mask_hand, mask_obj = sdf_masks(b, n, a.hand_branch and a.obj_branch, epoch,
@@ -242,5 +250,4 @@ class SDFModel(nn.Module):
             losses["obj_sdf"] = a.obj_sdf_weight * masked_l1(
                 sdf, tgt["sdf_obj"].to(sdf.dtype), mask_obj, a.clamp_dist, a.sdf_loss)
         losses.update(self.pose_losses(state, tgt))
-        losses["loss"] = sum(losses.values())
         return losses

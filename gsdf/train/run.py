@@ -56,7 +56,8 @@ def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig,
 def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainOutputs,
               pose_checkpoint: str | Path | None = None, device: str | None = None,
               progress: bool = True, threads: int | None = None,
-              runtime: TrainRuntime | None = None) -> list[dict[str, float]]:
+              runtime: TrainRuntime | None = None,
+              init_checkpoint: str | Path | None = None) -> list[dict[str, float]]:
     """Train the experiment of ``params`` on the packed split ``packed_dir``.
 
     Args:
@@ -68,6 +69,9 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         packed_dir: ``results/{dataset}/train`` (``gsdf.paths`` ``packed_dir``).
         outputs: the files to write.
         pose_checkpoint: the frozen pose network's checkpoint (gsdf-style models).
+        init_checkpoint: a finished checkpoint whose weights start this model
+            (:func:`init_from_checkpoint`; gsdf_video from gsdf, as the reference). A resumed
+            run continues from its own ``checkpoint.last.pt`` instead.
         device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
         progress: progress bar on rank 0.
         threads: CPU threads of the whole job on this machine; each of the
@@ -110,9 +114,43 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         seed_everything(cfg.seed)  # identical initial weights on every rank
         model = build_model(experiment["model"], dict(experiment.get("model_args") or {}),
                             **context, **hand)
+        if init_checkpoint:
+            init_from_checkpoint(model, init_checkpoint)
         dataset = build_dataset(packed_dir, **options)
         return fit(model, dataset, cfg, outputs, experiment=experiment, env=env,
                    runtime=runtime, dataset_info=params.get("dataset") or {},
                    context=context, progress=progress)
     finally:
         cleanup_distributed(env)
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
+    """Copy the weights of a finished checkpoint into ``model``: every tensor of the checkpoint
+    must exist in ``model`` with the same shape (the image gsdf's backbone, necks, heads,
+    decoders and frozen pose network inside gsdf_video, as the reference's train.py loads
+    ``pose_model, backbone, neck, volume_head, hand_sdf_head, obj_sdf_head, backbone_2_sdf,
+    sdf_encoder``); the model's other tensors (the transformer) keep their initialisation.
+
+    Returns:
+        the names of the model's tensors the checkpoint did not set.
+
+    Raises:
+        CheckpointError: unfinished checkpoint, or tensors that do not fit.
+    """
+    from gsdf.models.heads import upgrade_neck_keys
+    from gsdf.train.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
+
+    ckpt = read_checkpoint(path)
+    if not ckpt["finished"]:
+        raise CheckpointError(f"{path} is the checkpoint of an unfinished run; finish the "
+                              f"experiment named by init_experiment first")
+    state = upgrade_neck_keys(strip_module_prefix(ckpt["state_dict"]))
+    own = model.state_dict()
+    extra = sorted(k for k in state if k not in own)
+    shapes = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    if extra or shapes:
+        raise CheckpointError(f"{path} ({ckpt['model']}) does not fit model "
+                              f"{getattr(model, 'name', type(model).__name__)}: tensors "
+                              f"missing here {extra[:5]}, shapes differing {shapes[:5]}")
+    model.load_state_dict(state, strict=False)
+    return sorted(k for k in own if k not in state)

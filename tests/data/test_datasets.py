@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from gsdf.data import AugmentConfig, build_dataset, seed_worker
 from gsdf.data.augment import Augmentation, geometry, warp_image
-from gsdf.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from gsdf.data.datasets import IMAGENET_MEAN, IMAGENET_STD, reference_clips
 
 POSE_KEYS = {
     "id": None, "image": (3, 128, 128), "cam_intr": (3, 3), "hand_joints_3d": (21, 3),
@@ -39,6 +39,8 @@ def test_batch_keys_and_shapes(packed_split, kind, train):
     expected = dict(POSE_KEYS)
     if train and kind != "pose":
         expected.update(SDF_KEYS)
+    if kind == "video":
+        assert batch.pop("frame_pos").tolist() == [ds.clip(i)[1] for i in range(2)]
     check_batch(batch, expected, 2, T=3 if kind == "video" else None)
 
 
@@ -151,19 +153,46 @@ def test_geometry_maps_are_consistent():
     np.testing.assert_allclose(K3[0, 2], 120.0 * 0.5 - 0.25)
 
 
-def test_video_windows_are_clamped_at_sequence_ends(packed_split):
-    ds = build_dataset(packed_split, kind="video", train=True, num_points=40, frames=5)
-    ids = ds.ids
-    first = ids.index("000000_000")
-    window = [ids[j] for j in ds.window(first)]
-    assert window == ["000000_000"] * 3 + ["000000_001", "000000_002"]
-    mid = ids.index("000001_001")
-    assert [ids[j] for j in ds.window(mid)] == ["000001_000", "000001_000", "000001_001",
-                                                "000001_002", "000001_002"]
-    item = ds[mid]
-    assert item["id"] == "000001_001"
-    assert item["image"].shape == (5, 3, 128, 128) and item["points"].shape == (5, 40, 3)
-    # every frame of a window gets the same augmentation: equal frames are equal
-    assert torch.equal(item["image"][0], item["image"][1])
+def test_reference_clips():
+    # zerchen/gSDF datasets/dexycb/dexycb.py construct_clips: consecutive groups, the remainder
+    # completed with the frames before it
+    assert reference_clips(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [4, 5, 6]]
+    assert reference_clips(list(range(6)), 3) == [[0, 1, 2], [3, 4, 5]]
+    assert reference_clips(list(range(6)), 5) == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
+    assert reference_clips([8, 9], 3) == [[8, 9, 9]]  # shorter than a clip: last frame repeated
+
+
+def test_video_training_draws_frames_of_a_sequence(packed_split):
+    ds = build_dataset(packed_split, kind="video", train=True, num_points=40, frames=3)
+    assert len(ds) == 2  # one item per sequence (2 sequences of 3 frames)
+    for k, video in enumerate(("000000", "000001")):
+        members, pos = ds.clip(k)
+        ids = [ds.ids[j] for j in members]
+        assert sorted(ids) == [f"{video}_{f:03d}" for f in range(3)]  # distinct frames
+        assert pos == 1
+        item = ds[k]
+        assert item["id"] == ids[1] and item["points"].shape == (3, 40, 3)
+        assert torch.equal(item["image"], ds[k]["image"])  # seeded by (seed, epoch, index)
+    orders = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        orders.add(tuple(ds.clip(0)[0]))
+    assert len(orders) > 1  # drawn afresh every epoch, in the drawn order
+    with pytest.raises(ValueError, match="no sequence has 5 frames"):
+        build_dataset(packed_split, kind="video", train=True, num_points=40, frames=5)
     with pytest.raises(ValueError, match="odd"):
         build_dataset(packed_split, kind="video", frames=4)
+
+
+def test_video_test_items_are_every_frame_in_its_clip(packed_split):
+    ds = build_dataset(packed_split, kind="video", train=False, frames=3)
+    assert len(ds) == 6  # every frame
+    for i, sid in enumerate(ds.ids):
+        members, pos = ds.clip(i)
+        assert [ds.ids[j] for j in members] == [f"{sid[:6]}_{f:03d}" for f in range(3)]
+        assert ds.ids[members[pos]] == sid
+        item = ds[i]
+        assert item["id"] == sid and int(item["frame_pos"]) == pos
+    # frames=5 on 3-frame sequences: one clip each, padded with the last frame
+    members, pos = build_dataset(packed_split, kind="video", train=False, frames=5).clip(0)
+    assert len(members) == 5 and members[-1] == members[-2] == members[-3]
