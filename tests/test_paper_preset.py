@@ -39,6 +39,8 @@ SDF_COMMON = {
 SDF_TRAIN = {
     "train.epochs": 1600,             # config.py cfg.end_epoch
     "train.batch_size": 64,           # config.py cfg.train_batch_size (per GPU, 4 GPUs)
+    # cfg.train_batch_size x cfg.num_gpus (tools/dist_train.sh 4, the README's commands)
+    "train.global_batch_size": 256,
     "train.lr": 1e-4,                 # config.py cfg.lr
     "train.lr_decay_epochs": (600, 1200),  # config.py cfg.lr_dec_epoch
     "train.lr_decay_factor": 0.5,     # config.py cfg.lr_dec_factor
@@ -88,6 +90,7 @@ REFERENCE: dict[str, dict] = {
         "num_frames": 3,               # video/config.py cfg.num_frames
         "train.frames": 3,
         "train.batch_size": 16,        # video/config.py cfg.train_batch_size
+        "train.global_batch_size": 64,  # 16 per GPU x 4 GPUs
         "with_add_feats": True,        # video/config.py cfg.with_add_feats
     },
     "pose": {  # pose_kpt/experiments/obman_hand.yaml + pose_kpt/config.py
@@ -103,6 +106,7 @@ REFERENCE: dict[str, dict] = {
         "hand_ordinal_weight": 1.0,    # obman_hand.yaml hand_ordinal_weight
         "train.epochs": 100,           # pose_kpt/config.py cfg.end_epoch
         "train.batch_size": 32,        # obman_hand.yaml train_batch_size
+        "train.global_batch_size": 128,  # 32 per GPU x 4 GPUs
         "train.lr": 1e-4,              # pose_kpt/config.py cfg.lr
         # pose_kpt/config.py cfg.lr_dec_epoch [40, 80, 120]; 120 is past end_epoch 100
         "train.lr_decay_epochs": (40, 80),
