@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsdf.hand.root import RootSolution, model_hand_size, project, root_from_2p5d
+from gsdf.hand.root import RootSolution, model_bone_lengths, project, root_from_2p5d
 
 HAND_FRAMES = ("ground_truth", "predicted")
 # Wrist depth the pose network decodes around while we read its 2D joints and depth offsets; the
@@ -44,14 +44,14 @@ def pose_network(model: Any, what: str = "reconstruct.hand_frame: predicted") ->
     return net
 
 
-def hand_size(model: Any) -> float:
-    """Total bone length (metres) of the model's hand model (its IK layer's asset)."""
+def hand_bones(model: Any) -> np.ndarray:
+    """(20,) bone lengths (metres) of the model's hand model (its IK layer's asset)."""
     holder = getattr(model, "ik_layer", None)
     if holder is None:
         from gsdf.models.hand_model import LayerHolder
 
         holder = LayerHolder(None)
-    return model_hand_size(holder.layer)
+    return model_bone_lengths(holder.layer)
 
 
 def _middle(x: torch.Tensor, ndim: int, pos: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,7 +87,7 @@ def pose_2p5d(model: Any, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndar
 
 
 def predicted_roots(model: Any, batch: Mapping[str, Any],
-                    size: float | None = None) -> list[RootSolution]:
+                    bones: np.ndarray | None = None) -> list[RootSolution]:
     """One :class:`RootSolution` per batch element (camera of the batch's ``cam_intr``).
 
     Raises:
@@ -95,17 +95,17 @@ def predicted_roots(model: Any, batch: Mapping[str, Any],
         gsdf.hand.root.RootSolveError: degenerate 2D joints.
     """
     uv, depth_rel = pose_2p5d(model, batch)
-    size = hand_size(model) if size is None else size
+    bones = hand_bones(model) if bones is None else bones
     k = _middle(batch["cam_intr"], 3, batch.get("frame_pos"))
     k = k.detach().to("cpu", torch.float64).numpy()
-    return [root_from_2p5d(uv[i], depth_rel[i], k[i], size) for i in range(len(uv))]
+    return [root_from_2p5d(uv[i], depth_rel[i], k[i], bones) for i in range(len(uv))]
 
 
-def with_predicted_frame(model: Any, batch: Mapping[str, Any],
-                         size: float | None = None) -> tuple[dict[str, Any], list[RootSolution]]:
+def with_predicted_frame(model: Any, batch: Mapping[str, Any], bones: np.ndarray | None = None
+                         ) -> tuple[dict[str, Any], list[RootSolution]]:
     """A copy of ``batch`` whose ``hand_center_3d`` is the predicted wrist (every frame of a
     clip gets the middle frame's), and the solutions."""
-    sols = predicted_roots(model, batch, size)
+    sols = predicted_roots(model, batch, bones)
     ref = batch["image"]
     wrist = torch.as_tensor(np.stack([s.root for s in sols]), dtype=ref.dtype,
                             device=ref.device)  # (B, 3)

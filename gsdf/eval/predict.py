@@ -332,6 +332,7 @@ def predict_photo(model: Any, experiment: dict, image: str | Path, out_dir: str 
         "crop": {"x0": x0, "y0": y0, "side": side, "size": size, "cam_intr": k_crop},
         "root": sols[0].root, "root_depth_solved": sols[0].depth,
         "root_reprojection_px": sols[0].reprojection_px, "hand_size_m": sols[0].hand_size,
+        "hand_scale": 1.0 / sols[0].scale,
         "joints": joints, "obj_center": out["pose"]["obj_center"],
         "meshes": files, "no_surface": [b for b in ("hand", "obj") if files[b] is None],
         "overlay": overlay, "checkpoint_experiment": experiment.get("name"),

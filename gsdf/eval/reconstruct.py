@@ -223,15 +223,15 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
         packed split) and ``skipped_upstream`` (``{"id", "reason"}`` of the same ids),
         per-sample ``stats`` (seconds, decoder queries) and totals.
     """
-    from gsdf.eval.hand_frame import hand_size, pose_network, with_predicted_frame
+    from gsdf.eval.hand_frame import hand_bones, pose_network, with_predicted_frame
     from gsdf.hand.root import RootSolveError
 
     device = torch.device(device)
     predicted = cfg.hand_frame == "predicted"
-    size = None
+    bones = None
     if predicted:
         pose_network(model)  # HandFrameError before any work for models without one
-        size = hand_size(model)
+        bones = hand_bones(model)
     index = {sid: i for i, sid in enumerate(dataset.ids)}
     upstream = dict(upstream or {})
     manifest: dict[str, Any] = {"done": [], "no_surface": [], "missing": [],
@@ -255,7 +255,7 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
             gt_wrist = _first(_video_middle(batch["hand_center_3d"],
                                             batch.get("frame_pos")))
             try:
-                batch, sols = with_predicted_frame(model, batch, size)
+                batch, sols = with_predicted_frame(model, batch, bones)
             except RootSolveError as err:
                 manifest["no_root"].append({"id": sid, "reason": str(err)})
                 log.warning("%s: root not solved (%s); skipped", sid, err)

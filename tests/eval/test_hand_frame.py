@@ -12,7 +12,7 @@ import torch
 from test_reconstruct import RECON_SCALE, WRIST, FakeModel, capsule_sdf
 
 from gsdf.eval.evaluate import center_error_cm
-from gsdf.eval.hand_frame import HandFrameError, hand_size, with_predicted_frame
+from gsdf.eval.hand_frame import HandFrameError, hand_bones, with_predicted_frame
 from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
 from gsdf.geometry.mesh_io import load_mesh
 from gsdf.hand.root import project
@@ -138,7 +138,7 @@ def test_video_batches_get_the_middle_frame_wrist_everywhere():
     batch = {"image": torch.zeros(1, t, 3, 8, 8),
              "cam_intr": torch.as_tensor(K, dtype=torch.float32)[None, None].repeat(1, t, 1, 1),
              "hand_center_3d": torch.zeros(1, t, 3)}
-    out, sols = with_predicted_frame(model, batch, hand_size(model))
+    out, sols = with_predicted_frame(model, batch, hand_bones(model))
     assert out["hand_center_3d"].shape == (1, t, 3)
     np.testing.assert_allclose(out["hand_center_3d"][0].numpy(), np.tile(WRIST, (t, 1)),
                                atol=2e-6)

@@ -69,26 +69,34 @@ def test_linear_solver_error_under_pixel_noise_is_within_the_first_order_bound(h
     assert predicted_std[:2].max() < 0.002 and predicted_std[2] < 0.015
 
 
-def test_2p5d_recovers_root_and_joints_when_the_size_is_right(hand_rel):
+def test_2p5d_recovers_root_and_joints_of_a_hand_of_the_model(hand_rel):
     pts = hand_rel + T_TRUE
     uv = project(pts, K)
     depth_rel = pts[:, 2] - 0.3  # any common origin
-    sol = root_from_2p5d(uv, depth_rel, K, float(bone_lengths(hand_rel).sum()))
-    np.testing.assert_allclose(sol.root, T_TRUE, atol=1e-8)
-    np.testing.assert_allclose(sol.joints, pts, atol=1e-8)
-    assert sol.reprojection_px < 1e-6 and sol.depth == pytest.approx(T_TRUE[2], abs=1e-8)
+    sol = root_from_2p5d(uv, depth_rel, K, bone_lengths(hand_rel))
+    np.testing.assert_allclose(sol.root, T_TRUE, atol=1e-7)
+    np.testing.assert_allclose(sol.joints, pts, atol=1e-7)
+    assert sol.reprojection_px < 1e-6 and sol.depth == pytest.approx(T_TRUE[2], abs=1e-7)
+    assert sol.scale == pytest.approx(1.0, abs=1e-7)
 
 
-def test_a_hand_larger_than_the_model_comes_out_nearer_in_proportion(hand_rel):
-    """Scale ambiguity: the solved skeleton has the model's size, so a hand 5% larger than
-    the model is placed at ~1/1.05 of its depth (exactly, for a hand facing the camera)."""
-    flat = hand_rel * [1.0, 1.0, 0.0]  # every joint at the wrist's depth
-    pts = 1.05 * flat + T_TRUE
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_hand_larger_than_the_model_comes_out_nearer_in_proportion(hand_rel, flat):
+    """Scale ambiguity: a hand 5% larger than the model (metric depth offsets of the larger
+    hand) is found at the depth where its proportions are right, then scaled to the model's
+    size about the camera centre: placed at exactly 1/1.05 of its position. A hand facing the
+    camera (all joints at one depth) has the same proportions at every depth; the scaled
+    skeleton does not depend on it."""
+    rel = hand_rel * [1.0, 1.0, 0.0] if flat else hand_rel
+    pts = 1.05 * rel + T_TRUE
     uv = project(pts, K)
-    size = float(bone_lengths(flat).sum())
-    sol = root_from_2p5d(uv, np.zeros(21), K, size)
-    np.testing.assert_allclose(sol.root, T_TRUE / 1.05, atol=1e-8)
-    assert sol.hand_size == pytest.approx(size, rel=1e-8)
+    bones = bone_lengths(rel)
+    sol = root_from_2p5d(uv, pts[:, 2], K, bones)
+    np.testing.assert_allclose(sol.root, T_TRUE / 1.05, atol=1e-7)
+    assert sol.hand_size == pytest.approx(bones.sum(), rel=1e-8)
+    if not flat:
+        assert sol.depth == pytest.approx(T_TRUE[2], abs=1e-6)
+        assert sol.scale == pytest.approx(1 / 1.05, abs=1e-7)
 
 
 def test_model_hand_size_is_the_sum_of_the_rest_bones(layer, hand_rel):
@@ -100,6 +108,6 @@ def test_model_hand_size_is_the_sum_of_the_rest_bones(layer, hand_rel):
 def test_degenerate_joints_are_refused(hand_rel):
     uv = np.tile([[100.0, 100.0]], (21, 1))
     with pytest.raises(RootSolveError, match="degenerate"):
-        solve_root_depth(uv, np.zeros(21), K, 0.9)
+        solve_root_depth(uv, np.zeros(21), K, bone_lengths(hand_rel))
     with pytest.raises(RootSolveError, match="not finite"):
-        solve_root_depth(np.full((21, 2), np.nan), np.zeros(21), K, 0.9)
+        solve_root_depth(np.full((21, 2), np.nan), np.zeros(21), K, bone_lengths(hand_rel))
