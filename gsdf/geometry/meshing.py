@@ -182,6 +182,12 @@ _NEIGHBOURS = _NEIGHBOURS[np.abs(_NEIGHBOURS).sum(1) > 0]
 _NEIGHBOUR_DIST = np.linalg.norm(_NEIGHBOURS, axis=1)
 
 
+def _lin(index: np.ndarray, strides: np.ndarray) -> np.ndarray:
+    """Linear node indices of (..., 3) integer indices: ``index @ strides`` by element-wise
+    integer arithmetic (numpy's integer matmul has no fast path; this is ~10x faster)."""
+    return index[..., 0] * strides[0] + index[..., 1] * strides[1] + index[..., 2] * strides[2]
+
+
 def _unique(lin: np.ndarray, size: int) -> np.ndarray:
     """Sorted unique values of integer array ``lin`` in ``[0, size)`` (a mask: O(size))."""
     mask = np.zeros(size, dtype=bool)
@@ -209,7 +215,7 @@ def _follow_surface(cells: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarr
     corners = _CORNERS @ strides  # (8,) linear offsets of a cell's corners
     neighbours = _offsets(2) - 1  # (27, 3)
     done = np.zeros(m ** 3, dtype=bool)
-    frontier = _unique(cells @ strides, m ** 3)
+    frontier = _unique(_lin(cells, strides), m ** 3)
     while len(frontier):
         cell_lin = frontier[:, None] + corners  # (K, 8)
         sign = np.where(known[cell_lin], np.sign(values[cell_lin]), node_sign[cell_lin])
@@ -223,7 +229,7 @@ def _follow_surface(cells: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarr
         index = np.stack(np.unravel_index(frontier, (m, m, m)), -1)
         nb = (index[:, None, :] + neighbours).reshape(-1, 3)  # (27K, 3)
         nb = nb[((nb >= 0) & (nb <= n - 2)).all(1)]
-        frontier = _unique(nb @ strides, m ** 3)
+        frontier = _unique(_lin(nb, strides), m ** 3)
         frontier = frontier[~done[frontier]]
 
 
@@ -324,7 +330,7 @@ class _CoarseToFine:
             blocks = blocks[(blocks < n - 1).all(1)]  # blocks holding no cell of the grid
             corners = blocks[:, None, :] + stride * _CORNERS  # (K, 8, 3)
             nodes = np.concatenate([corners, blocks[:, None, :] + stride // 2], 1)  # (K, 9, 3)
-            vals = self.evaluate(nodes @ self.strides)  # (K, 9)
+            vals = self.evaluate(_lin(nodes, self.strides))  # (K, 9)
             positive, negative = (vals > 0).all(1), (vals < 0).all(1)
             # Every point of the block lies within COVER_RADIUS * side of one of the 9 nodes;
             # one node farther than the block diagonal also proves the block has no crossing.
@@ -351,10 +357,11 @@ class _CoarseToFine:
     def sign_certified_nodes(self) -> None:
         """Signs of the nodes of certified blocks (proven, or assumed under the sign rule)."""
         for cert_blocks, cert_stride, cert_signs in self.certified:
-            offsets = _offsets(cert_stride)
+            offset_lin = _lin(_offsets(cert_stride), self.strides)
             for start in range(0, len(cert_blocks), 4096):
                 chunk = cert_blocks[start:start + 4096]
-                lin = (chunk[:, None, :] + offsets) @ self.strides  # (k, (s+1)^3)
+                # (k, (s+1)^3) linear indices: block corner + offset, added as integers
+                lin = _lin(chunk, self.strides)[:, None] + offset_lin
                 self.node_sign[lin] = np.broadcast_to(cert_signs[start:start + 4096, None],
                                                       lin.shape)
 
@@ -366,10 +373,14 @@ class _CoarseToFine:
         proven = np.zeros(len(unknown), dtype=np.float64)
         if self.refine != "lipschitz":
             return proven
+        # per axis: may the neighbour index step down / up and stay inside [0, m - 1]
+        steps = {-1: index > 0, 1: index < m - 1}
         for offset, dist in zip(_NEIGHBOURS, _NEIGHBOUR_DIST, strict=True):
-            nb = index + offset
-            valid = ((nb >= 0) & (nb < m)).all(1)
-            nb_lin = np.where(valid, nb @ self.strides, 0)
+            valid = np.ones(len(unknown), dtype=bool)
+            for axis, step in enumerate(offset):
+                if step:
+                    valid &= steps[int(step)][:, axis]
+            nb_lin = np.where(valid, unknown + int(_lin(offset, self.strides)), 0)
             v = self.values[nb_lin]
             good = (valid & self.known[nb_lin] & (np.abs(v) > self.lipschitz * dist * h)
                     & (proven == 0))
@@ -380,7 +391,8 @@ class _CoarseToFine:
         """The 27 nodes of each uncertified 2-voxel block: proven or evaluated; then the cells
         whose corner signs differ (the only ones marching cubes draws) get exact corners."""
         m, n = self.m, self.n
-        lin = _unique((final[:, None, :] + _offsets(2)) @ self.strides, m ** 3)
+        lin = _unique(_lin(final, self.strides)[:, None] + _lin(_offsets(2), self.strides),
+                      m ** 3)
         unknown = lin[~self.known[lin]]
         proven = self._prove_signs(unknown)
         self.node_sign[unknown] = proven
@@ -394,7 +406,7 @@ class _CoarseToFine:
             inside = self.values[lin] * self.known[lin] + self.node_sign[lin] < 0
             self._grow_box_inside(np.stack(np.unravel_index(lin[inside], (m, m, m)), -1))
         else:
-            cell_lin = (cells[:, None, :] + _CORNERS) @ self.strides  # (C, 8)
+            cell_lin = _lin(cells, self.strides)[:, None] + _lin(_CORNERS, self.strides)  # (C, 8)
             sign = np.where(self.known[cell_lin], np.sign(self.values[cell_lin]),
                             self.node_sign[cell_lin])
             mixed = ~((sign > 0).all(1) | (sign < 0).all(1))
