@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
+    from gsdf.utils.proc import exit_with_launcher
+
+    exit_with_launcher()  # a torchrun worker dies with its launcher, even one killed early
     args = build_parser().parse_args(argv)
     try:
         _remove_stale_temporaries(args)

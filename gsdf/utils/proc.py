@@ -59,10 +59,32 @@ def launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ
 
 
+def _parent_is_launcher() -> bool:
+    """Whether our parent is still the torchrun agent that started us (after it died we were
+    handed to init or a subreaper, whose command line names no torchrun)."""
+    import psutil
+
+    try:
+        cmd = " ".join(psutil.Process(os.getppid()).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return "torchrun" in cmd or "torch.distributed.run" in cmd or "torch/distributed/run" in cmd
+
+
 def exit_with_launcher() -> str | None:
     """:func:`exit_with_parent` for a ``torchrun`` worker; nothing for a process started
-    directly (a shell's child must survive ``nohup`` and a closed terminal as usual)."""
-    return exit_with_parent() if launched_by_torchrun() else None
+    directly (a shell's child must survive ``nohup`` and a closed terminal as usual).
+
+    Call it first thing: a launcher killed before the watch is in place (a worker still
+    importing torch) is caught by checking that the parent is still a torchrun process."""
+    if not launched_by_torchrun():
+        return None
+    how = exit_with_parent()
+    if not _parent_is_launcher():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return how
 
 
 __all__ = ["exit_with_launcher", "exit_with_parent", "launched_by_torchrun"]

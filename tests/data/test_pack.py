@@ -94,6 +94,21 @@ def test_disagreeing_counts_are_a_clear_error(packed_split, tmp_path):
         read_meta_info(bad / "sdf_obj.lmdb")
 
 
+def test_training_on_a_truncated_database_is_a_clear_error(packed_split, tmp_path):
+    """#25 item 6: the training dataset refuses a truncated LMDB when it is built (before, a
+    DataLoader worker died with SIGBUS)."""
+    import os
+
+    from gsdf.data import build_dataset
+
+    bad = tmp_path / "bad"
+    shutil.copytree(packed_split, bad)
+    data = bad / "sdf_hand.lmdb" / "data.mdb"
+    os.truncate(data, data.stat().st_size // 2)
+    with pytest.raises(PackError, match=r"sdf_hand.lmdb: truncated .*rerun pack"):
+        build_dataset(bad, kind="sdf", train=True)
+
+
 def test_missing_split_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="pack"):
         load_annotations(tmp_path / "nowhere")

@@ -87,3 +87,56 @@ def test_only_torchrun_workers_watch_their_parent(monkeypatch):
 
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     assert proc.exit_with_launcher() is None
+
+
+EARLY_WORKER = """
+import os, sys, time
+time.sleep(float(sys.argv[1]))  # still importing torch when the launcher is killed
+from gsdf.utils import proc
+print(os.getpid(), proc.exit_with_launcher(), flush=True)
+time.sleep(120)
+"""
+
+TORCHRUN_LIKE = """
+import os, subprocess, sys
+env = dict(os.environ, TORCHELASTIC_RUN_ID="test")
+w = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], start_new_session=True,
+                     env=env, stdout=open(sys.argv[3], "w"))
+print(w.pid, flush=True)
+w.wait()
+"""
+
+
+def test_a_worker_whose_launcher_died_before_the_watch_exits(tmp_path):
+    out = tmp_path / "worker.txt"
+    # "torchrun" in the launcher's command line, as the real one has
+    launcher = subprocess.Popen([sys.executable, "-c", TORCHRUN_LIKE, EARLY_WORKER, "1.5",
+                                 str(out), "torchrun"], stdout=subprocess.PIPE, text=True)
+    worker = int(launcher.stdout.readline())
+    try:
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
+        assert gone_within(worker, 10.0), "an early-orphaned worker kept running"
+        assert out.read_text() == ""  # it died in exit_with_launcher, before printing
+    finally:
+        if psutil.pid_exists(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def test_a_torchrun_worker_with_a_live_launcher_runs_on(tmp_path):
+    out = tmp_path / "worker.txt"
+    launcher = subprocess.Popen([sys.executable, "-c", TORCHRUN_LIKE, EARLY_WORKER, "0",
+                                 str(out), "torchrun"], stdout=subprocess.PIPE, text=True)
+    worker = int(launcher.stdout.readline())
+    try:
+        deadline = time.monotonic() + 30
+        while not out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert out.read_text().split()[1] == "prctl"
+        assert not gone_within(worker, 1.0)
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
+        assert gone_within(worker, 5.0)
+    finally:
+        if psutil.pid_exists(worker):
+            os.kill(worker, signal.SIGKILL)
