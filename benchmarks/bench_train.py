@@ -64,7 +64,7 @@ FALLBACK = {
     "gsdf_video": {"model": "gsdf_video", "model_args": {
         **_SDF, **_HEATMAP, "pixel_channels": 128, "pose": _POSE, "num_frames": 3}},
 }
-FALLBACK_TRAIN = {"batch_size": 8, "num_points": 512, "image_size": 128}
+FALLBACK_TRAIN = {"batch_size": 8, "num_points": 512}
 WORKERS = 1  # DataLoader workers (a runtime setting: --workers)
 
 
@@ -164,7 +164,7 @@ def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: 
     else:
         frames = opts["frames"] if opts["kind"] == "video" else 0
         need = (steps + warmup + 1) * cfg.batch_size
-        dataset = RandomContractDataset(max(need, 4 * cfg.batch_size), cfg.image_size,
+        dataset = RandomContractDataset(max(need, 4 * cfg.batch_size), opts["image_size"],
                                         cfg.num_points, frames)
     env = DistEnv()
     seeded = SeededDataset(dataset, cfg.seed)
@@ -201,7 +201,7 @@ def bench_model(name: str, config: dict, data: Path | None, steps: int, warmup: 
             compute.append(t2 - t1)
     step = float(np.mean(wait) + np.mean(compute))
     return {"model": name, "settings": source, "kind": data_kind(name),
-            "batch": cfg.batch_size, "image": cfg.image_size, "points": cfg.num_points,
+            "batch": cfg.batch_size, "image": opts["image_size"], "points": cfg.num_points,
             "workers": WORKERS, "samples_per_s": cfg.batch_size / step,
             "step_ms": 1e3 * step, "gflop_per_step": flops / 1e9,
             # The median step: on a shared 2-core machine a few steps are slowed by other

@@ -6,8 +6,10 @@ overrides only). Runtime settings (threads, GPUs, partitions) live in Snakemake 
 
 Resolution order of an experiment's settings, later wins:
 
-1. defaults of the dataclasses that consume them (``gsdf.models`` / ``gsdf.train``);
-2. ``config/experiments/{base}.yaml`` (the reference's settings for that model);
+1. defaults of the dataclasses that consume them (``gsdf.models.args``, the reference's settings
+   of each model, and ``gsdf.train.TrainConfig``), filled in when the stage builds them;
+2. ``config/experiments/{file}.yaml``, which holds only what differs from those defaults, merged
+   over the experiment file its ``base:`` names (if any, recursively);
 3. ``experiment_overrides`` in the config (what a preset such as the small CPU one changes):
    a mapping from a selector to overrides; ``all`` applies to every experiment, a model name
    (``gf``, ``pose`` ...) to the experiments of that model, an experiment file's name to it;
@@ -160,6 +162,10 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
         ConfigError: naming the offending key and the allowed keys, values or type.
     """
     schema = load_schema() if schema is None else schema
+    check_renamed_keys(config, "config", top=True)
+    for section in ("experiment_overrides", "sweeps"):
+        for key, value in (config.get(section) or {}).items():
+            check_renamed_keys(value, f"{section}.{key}")
     filled = _fill_defaults(schema, coerce_strings(schema, copy.deepcopy(dict(config))))
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
@@ -230,58 +236,117 @@ def load_config(path: str | Path = CONFIG_PATH, overrides: Mapping | None = None
 # ----------------------------------------------------------------------------------------------
 
 
-def experiment_names(config: Mapping) -> list[str]:
-    return list(config.get("experiments", []))
+#: keys that were merged into another: ``old -> new``. A config or experiment that still sets an
+#: old key is refused with a message naming the new one (one key per concept).
+RENAMED_KEYS = {
+    "train.image_size": "model_args.image_size",
+    "train.frames": "model_args.num_frames",
+}
 
 
-def base_experiment(config: Mapping, name: str) -> str:
-    """The experiment file an experiment name resolves to (a sweep entry names its ``base``)."""
-    sweeps = config.get("sweeps") or {}
-    seen = [name]
-    while name in sweeps:
-        name = sweeps[name].get("base")
-        if name is None or name in seen:
-            raise ConfigError(f"sweeps.{seen[-1]} needs a 'base' experiment (no cycles)")
-        seen.append(name)
-    return name
+def check_renamed_keys(data: Any, where: str, top: bool = False) -> None:
+    """Refuse keys of :data:`RENAMED_KEYS` in ``data`` (an experiment mapping, or with
+    ``top=True`` the config, whose global ``train`` section has no ``model_args``).
+
+    Raises:
+        ConfigError: naming ``where``, the old key and the key to use instead.
+    """
+    if not isinstance(data, Mapping):
+        return
+    for old, new in RENAMED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(data.get(section), Mapping) and key in data[section]:
+            target = (f"'{new}' of the experiments (config/experiments/*.yaml, "
+                      f"experiment_overrides or sweeps)") if top else f"'{new}'"
+            raise ConfigError(f"{where}: '{old}' is no longer a config key; the value has one "
+                              f"owner, {target}: set it there and remove '{old}'")
+
+
+def _experiment_files(experiments_dir: Path) -> list[str]:
+    return sorted(p.stem for p in experiments_dir.glob("*.yaml"))
+
+
+def load_experiment_file(experiments_dir: str | Path, name: str,
+                         _chain: tuple[str, ...] = ()) -> dict:
+    """``{experiments_dir}/{name}.yaml`` merged over the experiment file its ``base:`` names
+    (recursively, like ConvONet's ``inherit_from``); the returned dict has no ``base``.
+
+    Raises:
+        ConfigError: a missing file (naming the allowed ones), a ``base`` cycle, a file that is
+            not a mapping, or a key of :data:`RENAMED_KEYS`.
+    """
+    experiments_dir = Path(experiments_dir)
+    if name in _chain:
+        raise ConfigError(f"experiment files inherit from each other in a cycle: "
+                          f"{' -> '.join(_chain + (name,))} (key 'base')")
+    path = experiments_dir / f"{name}.yaml"
+    if not path.exists():
+        where = (f"{experiments_dir / _chain[-1]}.yaml: base {name!r}" if _chain
+                 else f"experiment {name!r}")
+        raise ConfigError(f"{where}: no file {path}; allowed experiment files: "
+                          f"{_experiment_files(experiments_dir)}")
+    data = load_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: an experiment file must be a mapping of keys")
+    check_renamed_keys(data, str(path))
+    data = dict(data)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return deep_merge(load_experiment_file(experiments_dir, str(base), _chain + (name,)), data)
 
 
 def resolve_experiment(config: Mapping, name: str,
                        experiments_dir: str | Path | None = None) -> dict:
     """The full settings of experiment ``name`` (see the module docstring for the order).
 
+    ``name`` is a ``sweeps`` entry or an experiment file; a sweep's ``base`` names another sweep
+    entry or an experiment file, an experiment file's ``base`` another experiment file.
+
     Returns:
         dict with at least ``name``, ``model`` and whatever the experiment files define
-        (``model_args``, ``train``, ``pose_experiment`` ...).
+        (``model_args``, ``train``, ``pose_experiment`` ...). Values the files leave out are the
+        defaults of the model's args dataclass and of ``gsdf.train.TrainConfig``.
+
+    Raises:
+        ConfigError: unknown experiment or base, a ``base`` cycle, no ``model``, or a key of
+            :data:`RENAMED_KEYS`.
     """
     if experiments_dir is None:
         experiments_dir = config_dir("experiments")
     experiments_dir = Path(experiments_dir)
     sweeps = config.get("sweeps") or {}
-    chain = []
+    chain: list[dict] = []
+    seen = [name]
     cur = name
     while cur in sweeps:
-        chain.append(sweeps[cur])
-        cur = sweeps[cur].get("base")
-        if cur is None:
-            raise ConfigError(f"sweeps.{name}: missing 'base' (the experiment it inherits from)")
-        if len(chain) > 16:
-            raise ConfigError(f"sweeps.{name}: 'base' chain is cyclic")
-    path = experiments_dir / f"{cur}.yaml"
-    if not path.exists():
-        allowed = sorted(p.stem for p in experiments_dir.glob("*.yaml")) + sorted(sweeps)
-        raise ConfigError(f"experiment {name!r} (base {cur!r}): no file {path}; "
-                          f"allowed experiments: {allowed}")
-    resolved = load_yaml(path)
+        entry = sweeps[cur]
+        check_renamed_keys(entry, f"sweeps.{cur}")
+        chain.append(entry)
+        parent = entry.get("base")
+        if parent is None:
+            raise ConfigError(f"sweeps.{cur}: missing 'base' (the experiment it inherits from)")
+        if parent in seen:
+            raise ConfigError(f"sweeps inherit from each other in a cycle: "
+                              f"{' -> '.join([*seen, parent])} (key 'base')")
+        seen.append(parent)
+        cur = parent
+    if not (experiments_dir / f"{cur}.yaml").exists():
+        raise ConfigError(f"experiment {name!r} (base {cur!r}): no file "
+                          f"{experiments_dir / cur}.yaml; allowed experiments: "
+                          f"{_experiment_files(experiments_dir) + sorted(sweeps)}")
+    resolved = load_experiment_file(experiments_dir, cur)
     overrides = config.get("experiment_overrides") or {}
     # "all" first, then the model's registry name, then the experiment file's name.
     for selector in dict.fromkeys(("all", resolved.get("model"), cur)):
+        check_renamed_keys(overrides.get(selector), f"experiment_overrides.{selector}")
         resolved = deep_merge(resolved, overrides.get(selector) or {})
     for entry in reversed(chain):
         resolved = deep_merge(resolved, {k: v for k, v in entry.items() if k != "base"})
     resolved["name"] = name
     if "model" not in resolved:
-        raise ConfigError(f"experiment {name!r}: {path} must set 'model'")
+        raise ConfigError(f"experiment {name!r}: {experiments_dir / cur}.yaml (or its base) "
+                          f"must set 'model'")
     return resolved
 
 

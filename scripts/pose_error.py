@@ -45,12 +45,12 @@ def main() -> None:
         return joints
 
     offsets = mean_offsets(load_annotations(Path(a.packed) / "train")["annotations"])
-    print(f"{a.checkpoint} ({experiment['model']}, {cfg.image_size} px)")
+    print(f"{a.checkpoint} ({experiment['model']}, {options['image_size']} px)")
     print(f"{'split':6} {'n':>5} {'joint cm':>9} {'image px':>9} {'depth cm':>9}   "
           f"mean pose: {'joint cm':>9} {'image px':>9} {'depth cm':>9}")
     for split in a.splits:
         data = build_dataset(Path(a.packed) / split, **options)
-        r = evaluate_split(predict, data, cfg.image_size, offsets, a.max_samples)
+        r = evaluate_split(predict, data, options["image_size"], offsets, a.max_samples)
         print(f"{split:6} {int(r['samples']):5d} {r['joint_cm']:9.2f} {r['image_px']:9.1f} "
               f"{r['depth_cm']:9.2f}   {'':10} {r['mean_pose_joint_cm']:9.2f} "
               f"{r['mean_pose_image_px']:9.1f} {r['mean_pose_depth_cm']:9.2f}")

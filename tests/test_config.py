@@ -86,13 +86,17 @@ def test_preset_extends_another(tmp_path, monkeypatch):
 
 def test_shipped_presets_are_valid():
     from gsdf.models import parse_model_args
+    from gsdf.train.config import train_config
+    from gsdf.train.run import dataset_options
 
     for preset in ("default", "micro", "bench"):
         cfg = load_config(overrides={"preset": preset})
-        for exp in ("gf", "alignsdf", "gsdf", "pose"):
+        for exp in ("gf", "alignsdf", "gsdf", "gsdf_video", "pose"):
             resolved = resolve_experiment(cfg, exp)
-            parse_model_args(resolved["model"], resolved["model_args"])  # raises if invalid
-            assert resolved["train"]["image_size"] == resolved["model_args"]["image_size"]
+            args = parse_model_args(resolved["model"], resolved["model_args"])  # raises if bad
+            # one key per concept: the data side takes the model's input size
+            options = dataset_options(resolved, train_config(resolved, cfg["train"]))
+            assert options["image_size"] == args.image_size == 64
     bench = load_config(overrides={"preset": "bench"})
     assert bench["synth"]["num_train_sequences"] == 1600
     assert bench["synth"]["view_spread_deg"] == 45.0  # inherited from default
@@ -129,3 +133,53 @@ def test_from_dict_converts_strings_by_type_hint():
     c = from_dict(C, {"n": "3", "x": "0.5", "flag": "true", "dims": ["64", "64"], "path": "7",
                       "k": "null"})
     assert (c.n, c.x, c.flag, c.dims, c.path, c.k) == (3, 0.5, True, (64, 64), "7", None)
+
+
+def test_experiment_file_inherits_its_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: m\npose_experiment: p\n"
+                                     "model_args: {x: 1, y: {u: 1, v: 2}}\ntrain: {epochs: 3}\n")
+    (tmp_path / "b.yaml").write_text("base: a\nmodel: n\nmodel_args: {y: {v: 5}}\n")
+    (tmp_path / "c.yaml").write_text("base: b\ntrain: {epochs: 4}\n")
+    cfg = {"sweeps": {"c_x": {"base": "c", "model_args": {"x": 9}}},
+           "experiment_overrides": {"m": {"train": {"lr": 1}}, "n": {"train": {"seed": 2}},
+                                    "b": {"train": {"batch_size": 7}}}}
+    exp = resolve_experiment(cfg, "c_x", experiments_dir=tmp_path)
+    assert exp == {"name": "c_x", "model": "n", "pose_experiment": "p",
+                   "model_args": {"x": 9, "y": {"u": 1, "v": 5}},
+                   # selectors: the resolved model (n) and the file reached (c), not the bases
+                   "train": {"epochs": 4, "seed": 2}}
+
+
+def test_experiment_base_cycles_and_unknown_bases_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b\nmodel: m\n")
+    (tmp_path / "b.yaml").write_text("base: a\n")
+    (tmp_path / "self.yaml").write_text("base: self\nmodel: m\n")
+    (tmp_path / "orphan.yaml").write_text("base: nope\nmodel: m\n")
+    with pytest.raises(ConfigError, match=r"cycle: a -> b -> a"):
+        resolve_experiment({}, "a", experiments_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"cycle: self -> self"):
+        resolve_experiment({}, "self", experiments_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"orphan.yaml: base 'nope': no file .*nope.yaml; "
+                                          r"allowed experiment files: \['a', 'b', 'orphan', "
+                                          r"'self'\]"):
+        resolve_experiment({}, "orphan", experiments_dir=tmp_path)
+    sweeps = {"s1": {"base": "s2"}, "s2": {"base": "s1"}}
+    with pytest.raises(ConfigError, match=r"sweeps inherit from each other in a cycle: "
+                                          r"s1 -> s2 -> s1"):
+        resolve_experiment({"sweeps": sweeps}, "s1", experiments_dir=tmp_path)
+    (tmp_path / "nomodel.yaml").write_text("model_args: {x: 1}\n")
+    with pytest.raises(ConfigError, match="must set 'model'"):
+        resolve_experiment({}, "nomodel", experiments_dir=tmp_path)
+
+
+@pytest.mark.parametrize("old,new", [("image_size", "model_args.image_size"),
+                                     ("frames", "model_args.num_frames")])
+def test_an_old_experiment_file_fails_naming_the_key_to_use(tmp_path, old, new):
+    (tmp_path / "old.yaml").write_text(f"model: gf\ntrain: {{{old}: 64}}\n")
+    with pytest.raises(ConfigError, match=rf"old.yaml: 'train.{old}' is no longer a config "
+                                          rf"key.*'{new}'"):
+        resolve_experiment({}, "old", experiments_dir=tmp_path)
+    (tmp_path / "new.yaml").write_text("model: gf\n")
+    sweeps = {"new_x": {"base": "new", "train": {old: 64}}}
+    with pytest.raises(ConfigError, match=rf"sweeps.new_x: 'train.{old}'.*'{new}'"):
+        resolve_experiment({"sweeps": sweeps}, "new_x", experiments_dir=tmp_path)

@@ -11,7 +11,9 @@ Public API (docs/architecture.md, "Models")::
 Modules: ``args`` (typed ``model_args``), ``backbones``, ``heads`` (UNet neck, 3D heatmaps,
 MANO / rotation heads), ``decoder`` (DeepSDF), ``encodings`` (raw, kinematic, pixel-aligned),
 ``losses``, ``base`` (shared decoders, query and losses), one file per model (``gf``,
-``alignsdf``, ``gsdf``, ``gsdf_video``, ``pose``), ``transformer`` and ``registry``.
+``alignsdf``, ``gsdf``, ``gsdf_video``, ``pose``), ``transformer`` and ``registry`` (one
+:class:`ModelSpec` per model: args class, builder, data kind, build context;
+docs/adding_a_model.md).
 
 Where we knowingly differ from the reference code (zerchen/gSDF):
 
@@ -32,12 +34,25 @@ from gsdf.models.args import (
     GFArgs,
     GSDFArgs,
     GSDFVideoArgs,
+    ModelArgs,
     PoseArgs,
     TransformerArgs,
 )
-from gsdf.models.registry import MODELS, build_model, count_parameters, parse_model_args
+from gsdf.models.registry import (
+    MODELS,
+    ModelSpec,
+    build_model,
+    check_experiment,
+    count_parameters,
+    data_kind,
+    get_spec,
+    parse_model_args,
+    register,
+    unregister,
+)
 
 __all__ = [
-    "MODELS", "AlignSDFArgs", "DecoderArgs", "GFArgs", "GSDFArgs", "GSDFVideoArgs", "PoseArgs",
-    "TransformerArgs", "build_model", "count_parameters", "parse_model_args",
+    "MODELS", "AlignSDFArgs", "DecoderArgs", "GFArgs", "GSDFArgs", "GSDFVideoArgs", "ModelArgs",
+    "ModelSpec", "PoseArgs", "TransformerArgs", "build_model", "check_experiment",
+    "count_parameters", "data_kind", "get_spec", "parse_model_args", "register", "unregister",
 ]

@@ -1,9 +1,18 @@
 """Typed ``model_args`` of every registered model (built with :func:`gsdf.config.from_dict`).
 
 One dataclass per model; the experiment YAML's ``model_args`` block is turned into it, unknown keys
-are refused with a message naming them and the allowed keys. Defaults are the reference's
-(zerchen/gSDF ``playground/*/config.py`` at ObMan settings); ``config/experiments/*.yaml`` repeat
-the values that matter so an experiment file documents itself.
+are refused with a message naming them and the allowed keys, and each class checks its own values
+(``validate``, run on construction) with a message naming the key and the allowed values.
+
+These classes are the ONE source of model defaults. The defaults are the reference's settings
+for each model: zerchen/gSDF ``playground/{task}/config.py`` overridden by that task's ObMan
+experiment file (``playground/hsdf_osdf_1net/experiments/obman_resnet18_hnerf3_onerf3.yaml`` for
+gf, ``.../obman_resnet18_hkine6_otrans6.yaml`` for alignsdf,
+``playground/hsdf_osdf_2net_pa/experiments/obman_presnet18_sresnet18_hkine6_okine6.yaml`` for
+gsdf, ``playground/hsdf_osdf_2net_video_pa/config.py`` for gsdf_video and
+``playground/pose_kpt/experiments/obman_hand.yaml`` for pose), except gSDF's point encodings,
+51 / 72 (the paper's full model; the released experiment files set 6 / 6).
+``config/experiments/*.yaml`` hold only what differs from these defaults.
 
 Hand-frame units: points are ``(p_cam - wrist) * recon_scale / 2`` (docs/architecture.md); SDF
 values, ``clamp_dist`` and every point encoding are in these units. Camera quantities (joints,
@@ -13,6 +22,9 @@ object centre, ``depth_dim``) are metres.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gsdf.config import ConfigError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 ENCODE_STYLES = ("raw", "kine")
@@ -22,6 +34,28 @@ ROT_STYLES = ("6d", "axisang")
 POSE_SOURCES = ("network", "ground_truth")
 SDF_LOSSES = ("clamped", "band")
 JOINTS_LOSSES = ("mse", "l1")
+
+
+def check_choice(key: str, value: Any, allowed: tuple) -> None:
+    """Raise :class:`ConfigError` naming ``model_args`` key ``key`` unless ``value`` is allowed."""
+    if value not in allowed:
+        raise ConfigError(f"model_args '{key}' = {value!r} is not allowed; allowed values: "
+                          f"{list(allowed)}")
+
+
+@dataclass
+class ModelArgs:
+    """Base of every model's ``model_args`` dataclass: checks the values on construction.
+
+    Subclasses extend :meth:`validate` (calling ``super().validate()``) with their own checks;
+    :func:`gsdf.config.from_dict` builds them, so a bad value fails when the config is read.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the key and the allowed values."""
 
 
 @dataclass
@@ -47,7 +81,7 @@ class DecoderArgs:
 
 
 @dataclass
-class PoseArgs:
+class PoseArgs(ModelArgs):
     """The hand pose network (reference ``playground/pose_kpt``, hand only).
 
     ResNet backbone -> UNet neck (``neck_stages`` stride-2 deconvolutions) -> 1x1 conv to
@@ -85,9 +119,16 @@ class PoseArgs:
     joints_loss: str = "mse"
     hand_ordinal_weight: float = 1.0
 
+    def validate(self) -> None:
+        check_choice("backbone", self.backbone, BACKBONES)
+        if self.neck_skips and not 1 <= self.neck_stages <= 4:
+            raise ConfigError(f"model_args 'neck_stages' = {self.neck_stages} with 'neck_skips: "
+                              f"true'; allowed values: 1 to 4 (one backbone map per stage)")
+        check_choice("joints_loss", self.joints_loss, JOINTS_LOSSES)
+
 
 @dataclass
-class GFArgs:
+class GFArgs(ModelArgs):
     """Grasping Field (reference ``hsdf_osdf_1net`` with ``nerf`` 3-d encodings).
 
     Attributes:
@@ -108,8 +149,12 @@ class GFArgs:
             (hand decoder on the first N/2 points, object decoder on the last N/2); from it on,
             both decoders see all points and the part loss is switched on (reference mask
             schedule).
-        hand_sdf_weight, obj_sdf_weight, hand_cls_weight: loss weights.
+        hand_sdf_weight, obj_sdf_weight, hand_cls_weight: loss weights (``hand_cls_weight``: 0
+            in every reference experiment file, 0.05 in its ``config.py``).
     """
+
+    #: the model estimates a hand pose / object centre, so ``kine`` encodings are possible
+    pose_estimate: ClassVar[bool] = False
 
     backbone: str = "resnet18"
     backbone_weights: str | None = None
@@ -128,7 +173,35 @@ class GFArgs:
     sdf_add_epoch: int = 1201
     hand_sdf_weight: float = 0.5
     obj_sdf_weight: float = 0.5
-    hand_cls_weight: float = 0.05
+    hand_cls_weight: float = 0.0
+
+    def validate(self) -> None:
+        check_choice("backbone", self.backbone, BACKBONES)
+        if not (self.hand_branch or self.obj_branch):
+            raise ConfigError("model_args: 'hand_branch' and 'obj_branch' are both false; "
+                              "enable at least one")
+        check_choice("sdf_loss", self.sdf_loss, SDF_LOSSES)
+        for branch, kine in (("hand", HAND_KINE_LATENTS), ("obj", OBJ_KINE_LATENTS)):
+            style = getattr(self, f"{branch}_encode_style")
+            latent = getattr(self, f"{branch}_point_latent")
+            check_choice(f"{branch}_encode_style", style, ENCODE_STYLES)
+            if style == "kine" and not self.pose_estimate:
+                raise ConfigError(f"{type(self).__name__} (gf-like models) has no pose "
+                                  f"estimate: model_args '{branch}_encode_style' must be 'raw' "
+                                  f"(allowed values: ['raw'])")
+            allowed = (3,) if style == "raw" else kine
+            if latent not in allowed:
+                raise ConfigError(f"model_args '{branch}_point_latent' = {latent!r} does not fit "
+                                  f"'{branch}_encode_style: {style}'; allowed values: "
+                                  f"{list(allowed)}")
+        dec = self.decoder
+        in_dim = self.sdf_latent + max(self.hand_point_latent, self.obj_point_latent)
+        for layer in dec.latent_in:
+            if not 0 < layer < len(dec.dims) or dec.dims[layer - 1] <= in_dim:
+                raise ConfigError(f"model_args 'decoder.latent_in' = {list(dec.latent_in)}: "
+                                  f"layer {layer} must be a hidden layer (1..{len(dec.dims) - 1})"
+                                  f" whose input width exceeds the decoder input ({in_dim}); "
+                                  f"widen 'decoder.dims' or lower 'sdf_latent'")
 
 
 @dataclass
@@ -144,8 +217,11 @@ class AlignSDFArgs(GFArgs):
         mano_joints_weight, mano_shape_weight, mano_pose_weight: MANO losses (joint MSE in
             camera metres, shape and pose regularisers).
         obj_center_weight: MSE on the object centre (reference ``volume_weight``).
-        corner_weight: MSE on the object corners (with ``obj_rot``).
+        corner_weight: MSE on the object corners (with ``obj_rot``; 0 in the reference's AlignSDF
+            experiment file, 0.2 in its ``config.py``).
     """
+
+    pose_estimate: ClassVar[bool] = True
 
     hand_encode_style: str = "kine"
     obj_encode_style: str = "kine"
@@ -163,7 +239,14 @@ class AlignSDFArgs(GFArgs):
     mano_shape_weight: float = 5e-7
     mano_pose_weight: float = 5e-5
     obj_center_weight: float = 0.5
-    corner_weight: float = 0.2
+    corner_weight: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("rot_style", self.rot_style, ROT_STYLES)
+        if not 1 <= self.mano_ncomps <= 45:
+            raise ConfigError(f"model_args 'mano_ncomps' = {self.mano_ncomps!r}; allowed "
+                              f"values: 1..45")
 
 
 @dataclass
@@ -188,6 +271,8 @@ class GSDFArgs(GFArgs):
             give; its numbers are not a result of the method).
     """
 
+    pose_estimate: ClassVar[bool] = True
+
     hand_encode_style: str = "kine"
     obj_encode_style: str = "kine"
     hand_point_latent: int = 51
@@ -206,6 +291,16 @@ class GSDFArgs(GFArgs):
     obj_center_weight: float = 0.5
     corner_weight: float = 0.5
     pose_source: str = "network"
+
+    def validate(self) -> None:
+        super().validate()
+        stages, skips = self.pixel_neck_stages, self.pixel_neck_skips
+        if not (1 <= stages <= 4 if skips else stages >= 1):
+            raise ConfigError(f"model_args 'pixel_neck_stages' = {stages}; allowed values: 1 to "
+                              f"4 with 'pixel_neck_skips: true' (one backbone map per stage), "
+                              f"else >= 1")
+        check_choice("rot_style", self.rot_style, ROT_STYLES)
+        check_choice("pose_source", self.pose_source, POSE_SOURCES)
 
 
 @dataclass
@@ -242,3 +337,12 @@ class GSDFVideoArgs(GSDFArgs):
 
     num_frames: int = 3
     transformer: TransformerArgs = field(default_factory=TransformerArgs)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_frames < 1 or self.num_frames % 2 == 0:
+            raise ConfigError(f"model_args 'num_frames' = {self.num_frames!r}; allowed values: "
+                              f"odd numbers (3 or 5 in the paper)")
+        if self.image_size % 16:
+            raise ConfigError(f"model_args 'image_size' = {self.image_size} must be a multiple "
+                              f"of 16 for gsdf_video")

@@ -1,7 +1,12 @@
-"""String-keyed model registry: ``build_model(name, model_args, **context)``.
+"""Model registry: one :class:`ModelSpec` per model, ``build_model(name, model_args, **context)``.
+
+A spec says everything the pipeline needs to know about a model: its ``model_args`` dataclass
+(defaults and validation, :mod:`gsdf.models.args`), its builder, the dataset kind it trains on
+and the build context it reads. Adding a model is one model file + one :func:`register` call
+here + one ``config/experiments/{name}.yaml`` (docs/adding_a_model.md).
 
 ``model_args`` is the experiment YAML's ``model_args`` mapping (validated into the model's
-dataclass, see :mod:`gsdf.models.args`); ``context`` carries what is not science config:
+dataclass); ``context`` carries what is not science config:
 
 * ``hand_asset``: the :class:`gsdf.hand.HandAsset` of the MANO / IK layer (``alignsdf``,
   ``gsdf``, ``gsdf_video``); the procedural hand (seed 0) when None.
@@ -25,70 +30,102 @@ from torch import nn
 from gsdf.config import ConfigError, from_dict
 from gsdf.models import args as A
 
+#: what ``gsdf.data.build_dataset`` builds for a model (docs/architecture.md, "Training batch")
+DATA_KINDS = ("sdf", "pose", "video")
+#: every build-context key a builder may read (a spec lists the ones its builder reads)
 CONTEXT_KEYS = ("hand_asset", "pose_checkpoint", "pose_state_dict", "pose_model_args", "restore")
+_POSE_CONTEXT = ("pose_checkpoint", "pose_state_dict", "pose_model_args", "restore")
 
 
-def _check_choice(key: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"model_args '{key}' = {value!r} is not allowed; allowed values: "
-                          f"{list(allowed)}")
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Attributes:
+        name: registry name, the ``model:`` of an experiment file.
+        args: its ``model_args`` dataclass (a :class:`gsdf.models.args.ModelArgs`: defaults and
+            ``validate``).
+        build: ``build(args, **context) -> nn.Module``; the module implements the model API of
+            :mod:`gsdf.models` (``forward(batch, epoch)``, ``encode``, ``query``,
+            ``predict_pose``, ``args``).
+        data_kind: the training batches it consumes, one of :data:`DATA_KINDS`.
+        context: the build-context keys ``build`` reads (a subset of :data:`CONTEXT_KEYS`);
+            other keys are refused.
+        pose_network: trained on top of a frozen ``train_pose`` network: the experiment must
+            name its ``pose_experiment``, whose checkpoint the workflow passes as
+            ``pose_checkpoint``.
+    """
+
+    name: str
+    args: type
+    build: Callable[..., nn.Module]
+    data_kind: str = "sdf"
+    context: tuple[str, ...] = ()
+    pose_network: bool = False
+
+    def __post_init__(self) -> None:
+        if not (dataclasses.is_dataclass(self.args) and issubclass(self.args, A.ModelArgs)):
+            raise TypeError(f"model {self.name!r}: args must be a dataclass derived from "
+                            f"gsdf.models.args.ModelArgs, got {self.args!r}")
+        if self.data_kind not in DATA_KINDS:
+            raise ValueError(f"model {self.name!r}: data_kind {self.data_kind!r}; allowed "
+                             f"values: {list(DATA_KINDS)}")
+        unknown = sorted(set(self.context) - set(CONTEXT_KEYS))
+        if unknown:
+            raise ValueError(f"model {self.name!r}: unknown context keys {unknown}; allowed: "
+                             f"{list(CONTEXT_KEYS)}")
+        if self.pose_network and "pose_checkpoint" not in self.context:
+            raise ValueError(f"model {self.name!r}: pose_network=True needs the context key "
+                             f"'pose_checkpoint'")
 
 
-def validate_args(name: str, args: Any) -> None:
-    """Cross-key checks (encode styles vs point-latent sizes, backbone names ...).
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:
+    """Add ``spec`` to the registry (``replace=True`` to overwrite a name). Returns it."""
+    if spec.name in MODELS and not replace:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove model ``name`` (tests that register a toy model)."""
+    MODELS.pop(name, None)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``.
 
     Raises:
-        ConfigError: naming the key and the allowed values.
+        ConfigError: not a registered model (naming the registered ones).
     """
-    _check_choice("backbone", args.backbone, A.BACKBONES)
-    if isinstance(args, A.PoseArgs):
-        if args.neck_skips and not 1 <= args.neck_stages <= 4:
-            raise ConfigError(f"model_args 'neck_stages' = {args.neck_stages} with 'neck_skips: "
-                              f"true'; allowed values: 1 to 4 (one backbone map per stage)")
-        _check_choice("joints_loss", args.joints_loss, A.JOINTS_LOSSES)
-        return
-    if not (args.hand_branch or args.obj_branch):
-        raise ConfigError("model_args: 'hand_branch' and 'obj_branch' are both false; enable at "
-                          "least one")
-    _check_choice("sdf_loss", args.sdf_loss, A.SDF_LOSSES)
-    stages = getattr(args, "pixel_neck_stages", None)
-    if stages is not None and not (1 <= stages <= 4 if args.pixel_neck_skips else stages >= 1):
-        raise ConfigError(f"model_args 'pixel_neck_stages' = {stages}; allowed values: 1 to 4 "
-                          f"with 'pixel_neck_skips: true' (one backbone map per stage), else >= 1")
-    for branch, kine in (("hand", A.HAND_KINE_LATENTS), ("obj", A.OBJ_KINE_LATENTS)):
-        style = getattr(args, f"{branch}_encode_style")
-        latent = getattr(args, f"{branch}_point_latent")
-        _check_choice(f"{branch}_encode_style", style, A.ENCODE_STYLES)
-        if style == "kine" and name == "gf":
-            raise ConfigError(f"model 'gf' has no pose estimate: model_args "
-                              f"'{branch}_encode_style' must be 'raw' (allowed values: ['raw'])")
-        allowed = (3,) if style == "raw" else kine
-        if latent not in allowed:
-            raise ConfigError(f"model_args '{branch}_point_latent' = {latent!r} does not fit "
-                              f"'{branch}_encode_style: {style}'; allowed values: {list(allowed)}")
-    dec = args.decoder
-    in_dim = args.sdf_latent + max(args.hand_point_latent, args.obj_point_latent)
-    for layer in dec.latent_in:
-        if not 0 < layer < len(dec.dims) or dec.dims[layer - 1] <= in_dim:
-            raise ConfigError(f"model_args 'decoder.latent_in' = {list(dec.latent_in)}: layer "
-                              f"{layer} must be a hidden layer (1..{len(dec.dims) - 1}) whose "
-                              f"input width exceeds the decoder input ({in_dim}); widen "
-                              f"'decoder.dims' or lower 'sdf_latent'")
-    if hasattr(args, "rot_style"):
-        _check_choice("rot_style", args.rot_style, A.ROT_STYLES)
-    if isinstance(args, A.AlignSDFArgs) and not 1 <= args.mano_ncomps <= 45:
-        raise ConfigError(f"model_args 'mano_ncomps' = {args.mano_ncomps!r}; allowed values: "
-                          f"1..45")
-    if isinstance(args, A.GSDFArgs):
-        _check_choice("pose_source", args.pose_source, A.POSE_SOURCES)
-        validate_args("pose", args.pose)
-    if isinstance(args, A.GSDFVideoArgs):
-        if args.num_frames < 1 or args.num_frames % 2 == 0:
-            raise ConfigError(f"model_args 'num_frames' = {args.num_frames!r}; allowed values: "
-                              f"odd numbers (3 or 5 in the paper)")
-        if args.image_size % 16:
-            raise ConfigError(f"model_args 'image_size' = {args.image_size} must be a multiple "
-                              f"of 16 for gsdf_video")
+    if name not in MODELS:
+        raise ConfigError(f"config key 'model' = {name!r} is not a registered model; allowed "
+                          f"values: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def data_kind(name: str) -> str:
+    """``"sdf"`` / ``"pose"`` / ``"video"``: what ``gsdf.data.build_dataset`` builds for model
+    ``name``."""
+    return get_spec(name).data_kind
+
+
+def check_experiment(experiment: Mapping[str, Any]) -> Any:
+    """Check a resolved experiment against its model's spec; return its ``model_args`` object.
+
+    Raises:
+        ConfigError: unknown model, bad ``model_args``, or a model trained on a pose network
+            whose experiment names no ``pose_experiment``.
+    """
+    spec = get_spec(experiment.get("model"))
+    args = parse_model_args(spec.name, experiment.get("model_args"))
+    if spec.pose_network and not experiment.get("pose_experiment"):
+        raise ConfigError(f"experiment {experiment.get('name')!r}: model {spec.name!r} is "
+                          f"trained on a frozen pose network; set 'pose_experiment' (e.g. pose)")
+    return args
 
 
 def _build_gf(args: A.GFArgs, **context: Any) -> nn.Module:
@@ -154,7 +191,6 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
                           "'pose_checkpoint' (the train_pose checkpoint.pt of 'pose_experiment') "
                           "or 'pose_state_dict', or 'restore=True' when a complete gsdf "
                           "checkpoint is loaded afterwards")
-    validate_args("pose", pose_args)
     net = PoseNet(pose_args)
     if state is not None:
         from gsdf.models.heads import upgrade_neck_keys
@@ -179,23 +215,21 @@ def _build_gsdf(args: A.GSDFArgs, **context: Any) -> nn.Module:
     return cls(args, net, hand_asset=context.get("hand_asset"))
 
 
-MODELS: dict[str, tuple[type, Callable[..., nn.Module]]] = {
-    "gf": (A.GFArgs, _build_gf),
-    "alignsdf": (A.AlignSDFArgs, _build_alignsdf),
-    "gsdf": (A.GSDFArgs, _build_gsdf),
-    "gsdf_video": (A.GSDFVideoArgs, _build_gsdf),
-    "pose": (A.PoseArgs, _build_pose),
-}
+for _spec in (
+    ModelSpec("gf", A.GFArgs, _build_gf),
+    ModelSpec("alignsdf", A.AlignSDFArgs, _build_alignsdf, context=("hand_asset",)),
+    ModelSpec("gsdf", A.GSDFArgs, _build_gsdf, context=("hand_asset", *_POSE_CONTEXT),
+              pose_network=True),
+    ModelSpec("gsdf_video", A.GSDFVideoArgs, _build_gsdf, data_kind="video",
+              context=("hand_asset", *_POSE_CONTEXT), pose_network=True),
+    ModelSpec("pose", A.PoseArgs, _build_pose, data_kind="pose"),
+):
+    register(_spec)
 
 
 def parse_model_args(name: str, model_args: Mapping[str, Any] | None) -> Any:
     """Validate ``model_args`` of model ``name`` into its dataclass (no network is built)."""
-    if name not in MODELS:
-        raise ConfigError(f"config key 'model' = {name!r} is not a registered model; allowed "
-                          f"values: {sorted(MODELS)}")
-    args = from_dict(MODELS[name][0], model_args or {}, "model_args")
-    validate_args(name, args)
-    return args
+    return from_dict(get_spec(name).args, model_args or {}, "model_args")
 
 
 def build_model(name: str, model_args: Mapping[str, Any] | None = None,
@@ -203,9 +237,12 @@ def build_model(name: str, model_args: Mapping[str, Any] | None = None,
     """Build registered model ``name``.
 
     Args:
-        name: ``gf`` | ``alignsdf`` | ``gsdf`` | ``gsdf_video`` | ``pose``.
+        name: a registered name (``gf`` | ``alignsdf`` | ``gsdf`` | ``gsdf_video`` | ``pose``
+            and any model added with :func:`register`).
         model_args: the experiment's ``model_args`` (unknown keys are refused).
-        **context: see the module docstring.
+        **context: the keys the model's spec lists (see the module docstring); ``hand_asset``
+            is accepted and ignored by models without a hand layer, so callers can pass it to
+            any model.
 
     Returns:
         The model, in training mode, on the CPU. The resolved settings are ``model.args``.
@@ -214,12 +251,13 @@ def build_model(name: str, model_args: Mapping[str, Any] | None = None,
         ConfigError: unknown model, bad ``model_args`` / context (naming key and allowed values).
         FileNotFoundError: a missing pose checkpoint or backbone weights file.
     """
-    unknown = sorted(set(context) - set(CONTEXT_KEYS))
+    spec = get_spec(name)
+    unknown = sorted(set(context) - set(spec.context) - {"hand_asset"})
     if unknown:
         raise ConfigError(f"unknown build context {unknown} for model {name!r}; allowed keys: "
-                          f"{list(CONTEXT_KEYS)}")
+                          f"{list(spec.context)}")
     args = parse_model_args(name, model_args)
-    return MODELS[name][1](args, **context)
+    return spec.build(args, **{k: v for k, v in context.items() if k in spec.context})
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

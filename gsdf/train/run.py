@@ -11,44 +11,43 @@ from typing import Any
 
 import torch
 
-from gsdf.config import ConfigError
+from gsdf.config import ConfigError, check_renamed_keys
 from gsdf.data.augment import resolve_aug
-from gsdf.models.hand_model import HAND_MODELS, hand_asset_kind, load_hand_asset
+from gsdf.models.hand_model import hand_asset_kind, load_hand_asset
 from gsdf.train.config import TrainConfig, TrainRuntime, train_config
 from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
 from gsdf.train.loop import TrainOutputs, fit
 
-# Dataset kind each model trains on (docs/architecture.md, "Training batch").
-DATA_KINDS = {"pose": "pose", "gsdf_video": "video"}
-
 
 def data_kind(model_name: str) -> str:
-    """``"pose"`` / ``"video"`` / ``"sdf"``: what ``gsdf.data.build_dataset`` builds for a model."""
-    return DATA_KINDS.get(model_name, "sdf")
+    """``"pose"`` / ``"video"`` / ``"sdf"``: what ``gsdf.data.build_dataset`` builds for a model
+    (its registry spec's ``data_kind``)."""
+    from gsdf.models.registry import data_kind as spec_data_kind
+
+    return spec_data_kind(model_name)
 
 
 def dataset_options(experiment: Mapping[str, Any], cfg: TrainConfig,
                     dataset_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments of ``gsdf.data.build_dataset`` for a training run.
 
+    The input side and the clip length are the model's (``model_args.image_size``,
+    ``model_args.num_frames``; one key each, see ``gsdf.config.RENAMED_KEYS``).
     ``dataset_info`` (``datasets.{name}`` of the config) gives the dataset's augmentation
     defaults (``aug``), which the experiment's ``train.aug`` overrides key by key.
 
     Raises:
-        ConfigError: ``train.image_size`` / ``train.frames`` disagree with
-            ``model_args.image_size`` / ``model_args.num_frames``.
+        ConfigError: unknown model, bad ``model_args``, or a moved key such as
+            ``train.image_size`` (naming the key to use).
     """
-    args = dict(experiment.get("model_args") or {})
-    for key, value in (("image_size", cfg.image_size), ("num_frames", cfg.frames)):
-        if value is not None and key in args and int(args[key]) != value:
-            train_key = "frames" if key == "num_frames" else key
-            raise ConfigError(f"experiment {experiment.get('name')!r}: train.{train_key} = "
-                              f"{value} but model_args.{key} = {args[key]}; set both to the "
-                              f"same value")
-    frames = cfg.frames if cfg.frames is not None else int(args.get("num_frames", 1))
+    from gsdf.models.registry import parse_model_args
+
+    check_renamed_keys(experiment, f"experiment {experiment.get('name', '')!r}")
+    args = parse_model_args(experiment["model"], experiment.get("model_args"))
     return {"kind": data_kind(experiment["model"]), "train": True,
-            "image_size": cfg.image_size, "num_points": cfg.num_points,
-            "clamp": args.get("clamp_dist", 0.05), "frames": frames,
+            "image_size": args.image_size, "num_points": cfg.num_points,
+            "clamp": getattr(args, "clamp_dist", None),
+            "frames": getattr(args, "num_frames", 1),
             "augment": cfg.augment,
             "aug": resolve_aug((dataset_info or {}).get("aug"), cfg.aug), "seed": cfg.seed}
 
@@ -84,7 +83,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         The per-epoch log rows.
     """
     from gsdf.data import build_dataset
-    from gsdf.models import build_model
+    from gsdf.models import build_model, get_spec
     from gsdf.utils.proc import exit_with_launcher
 
     exit_with_launcher()  # a torchrun worker dies with its launcher (kill -9 of the job)
@@ -95,7 +94,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     options = dataset_options(experiment, cfg, params.get("dataset"))
     context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
     hand = {}
-    if experiment["model"] in HAND_MODELS:
+    if "hand_asset" in get_spec(experiment["model"]).context:
         # MANO on real data (or hand.asset: mano), loaded once, before any process starts work;
         # the checkpoint records which asset (not where it lives) through the experiment
         dataset_name = (params.get("dataset") or {}).get("name")

@@ -16,7 +16,7 @@ GF_ARGS = {"image_size": 64, "sdf_latent": 16,
            "decoder": {"dims": [64, 64, 64, 64], "dropout_layers": [0, 1, 2, 3],
                        "norm_layers": [0, 1, 2, 3], "latent_in": [2]}}
 TRAIN = {"epochs": 6, "batch_size": 2, "lr": 1e-3, "lr_decay_epochs": [4], "num_points": 256,
-         "image_size": 64, "seed": 1}
+         "seed": 1}
 
 
 @pytest.fixture(scope="module")

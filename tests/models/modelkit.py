@@ -62,21 +62,23 @@ def make_batch(b: int = 2, n: int = 64, size: int = 64, frames: int | None = Non
     return batch
 
 
-# small model_args per registered model (64-px images, narrow decoders)
-SMALL_DECODER = {"dims": [128, 128, 128, 128]}
-SMALL_ARGS = {
-    "gf": {"image_size": 64, "sdf_latent": 32, "decoder": SMALL_DECODER},
-    "alignsdf": {"image_size": 64, "sdf_latent": 32, "decoder": SMALL_DECODER, "mano_ncomps": 45,
-                 "heatmap_depth": 16, "neck_channels": 32, "neck_stages": 2,
-                 "mano_neurons": [512, 128, 128]},
-    "gsdf": {"image_size": 64, "sdf_latent": 32, "decoder": SMALL_DECODER, "pixel_channels": 32,
-             "heatmap_depth": 16, "neck_channels": 32, "neck_stages": 2},
-    "gsdf_video": {"image_size": 64, "sdf_latent": 32, "decoder": SMALL_DECODER,
-                   "pixel_channels": 32, "heatmap_depth": 16, "neck_channels": 32,
-                   "neck_stages": 2, "num_frames": 3,
-                   "transformer": {"dim": 32, "depth": 1, "heads": 2, "dim_head": 16}},
-    "pose": {"image_size": 64, "heatmap_depth": 16, "neck_channels": 32, "neck_stages": 2},
-}
+def micro_model_args(name: str) -> dict:
+    """``model_args`` of experiment ``name`` under the ``micro`` preset (64-px images, narrow
+    decoders and heads): the small settings every model test starts from."""
+    from gsdf.config import load_config, resolve_experiment
+
+    return resolve_experiment(load_config(overrides={"preset": "micro"}), name)["model_args"]
+
+
+def _small_args() -> dict[str, dict]:
+    from gsdf.models import MODELS
+
+    return {name: micro_model_args(name) for name in MODELS}
+
+
+# small model_args of every registered model (one experiment file per model), from the micro
+# preset
+SMALL_ARGS = _small_args()
 SMALL_POSE = SMALL_ARGS["pose"]
 
 

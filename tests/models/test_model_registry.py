@@ -8,8 +8,15 @@ import pytest
 import torch
 from modelkit import SMALL_ARGS, SMALL_POSE, build_small, make_batch
 
-from gsdf.config import ConfigError, load_yaml
-from gsdf.models import MODELS, build_model, count_parameters, parse_model_args
+from gsdf.config import ConfigError, resolve_experiment
+from gsdf.models import (
+    MODELS,
+    build_model,
+    check_experiment,
+    count_parameters,
+    get_spec,
+    parse_model_args,
+)
 
 SDF_MODELS = ("gf", "alignsdf", "gsdf", "gsdf_video")
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "config" / "experiments"
@@ -197,23 +204,19 @@ def test_video_model_needs_the_configured_clip_length():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_experiment_files_parse(name):
-    exp = load_yaml(EXPERIMENTS / f"{name}.yaml")
+    exp = resolve_experiment({}, name, EXPERIMENTS)
     assert exp["model"] == name
-    args = parse_model_args(exp["model"], exp["model_args"])
-    assert args.image_size == exp["train"]["image_size"]
-    assert set(exp["train"]) >= {"epochs", "batch_size", "lr", "lr_decay_epochs",
-                                 "lr_decay_factor", "weight_decay", "num_points", "image_size",
-                                 "seed"}
-    if name.startswith("gsdf"):
-        assert exp["pose_experiment"] == "pose"
+    args = check_experiment(exp)  # the spec's checks: model_args, pose_experiment
+    assert args == parse_model_args(name, exp.get("model_args"))
+    assert (exp.get("pose_experiment") == "pose") == get_spec(name).pose_network
 
 
 def test_parameter_counts_at_reference_settings(capsys):
     counts = {}
     for name in ("gf", "alignsdf", "gsdf", "gsdf_video", "pose"):
-        exp = load_yaml(EXPERIMENTS / f"{name}.yaml")
+        exp = resolve_experiment({}, name, EXPERIMENTS)
         context = {"restore": True} if name.startswith("gsdf") else {}
-        model = build_model(name, exp["model_args"], **context)
+        model = build_model(name, exp.get("model_args"), **context)
         counts[name] = (count_parameters(model), count_parameters(model, trainable_only=True))
     with capsys.disabled():
         print("\nparameters at the reference settings (all / trainable):")

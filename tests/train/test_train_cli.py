@@ -25,7 +25,7 @@ GF_ARGS = {"image_size": 64, "sdf_latent": 16,
 PARAMS = {
     "experiment": {"name": "gf", "model": "gf", "model_args": GF_ARGS,
                    "train": {"epochs": 4, "batch_size": 2, "lr": 1e-3, "lr_decay_epochs": [2],
-                             "num_points": 64, "image_size": 64, "seed": 1}},
+                             "num_points": 64, "seed": 1}},
     "dataset": {"name": "synth", "recon_scale": 7.0},
 }
 

@@ -6,14 +6,17 @@ import dataclasses
 
 import pytest
 
-from gsdf.config import ConfigError, load_config, load_schema
+from gsdf.config import RENAMED_KEYS, ConfigError, load_config, load_schema
 from gsdf.train import TrainConfig, train_config
 from gsdf.train.run import data_kind, dataset_options
 
 
 def test_schema_defaults_equal_dataclass_defaults():
     schema = load_schema()["properties"]["train"]["properties"]
-    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # train.image_size / train.frames moved to model_args (gsdf.config.RENAMED_KEYS); the
+    # TrainConfig fields left behind are not read by the stages
+    moved = {k.split(".")[1] for k in RENAMED_KEYS if k.startswith("train.")}
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in moved}
     assert set(schema) == set(fields)
     for name, default in fields.items():
         value = schema[name]["default"]
@@ -59,21 +62,27 @@ def test_config_typo_in_train_section_refused():
 
 
 def test_dataset_options_follow_the_model():
-    cfg = TrainConfig(image_size=128, num_points=64)
+    cfg = TrainConfig(num_points=64)
     assert data_kind("pose") == "pose" and data_kind("gsdf_video") == "video"
     assert data_kind("gsdf") == "sdf" and data_kind("gf") == "sdf"
     opts = dataset_options({"model": "gsdf_video", "model_args": {
         "num_frames": 5, "clamp_dist": 0.04, "image_size": 128}}, cfg)
     assert opts["kind"] == "video" and opts["frames"] == 5 and opts["clamp"] == 0.04
     assert opts["num_points"] == 64 and opts["image_size"] == 128
-    opts = dataset_options({"model": "gsdf_video", "model_args": {"num_frames": 3}},
-                           TrainConfig(frames=3))
-    assert opts["frames"] == 3
-    with pytest.raises(ConfigError, match="train.frames = 5 but model_args.num_frames = 3"):
-        dataset_options({"model": "gsdf_video", "model_args": {"num_frames": 3}},
-                        TrainConfig(frames=5))
-    with pytest.raises(ConfigError, match="model_args.image_size = 256"):
-        dataset_options({"name": "gf", "model": "gf", "model_args": {"image_size": 256}}, cfg)
+    # the input side and the clip length are the model's: one key each, defaults included
+    opts = dataset_options({"model": "gsdf_video", "model_args": {}}, cfg)
+    assert opts["image_size"] == 256 and opts["frames"] == 3
+    with pytest.raises(ConfigError, match="num_frames"):
+        dataset_options({"model": "gsdf_video", "model_args": {"num_frames": 4}}, cfg)
+
+
+@pytest.mark.parametrize("old,new", [("image_size", "model_args.image_size"),
+                                     ("frames", "model_args.num_frames")])
+def test_moved_train_keys_fail_loudly_naming_the_new_key(old, new):
+    with pytest.raises(ConfigError, match=rf"'train.{old}' is no longer.*'{new}'"):
+        load_config(overrides={"train": {old: 64}})
+    with pytest.raises(ConfigError, match=rf"experiment_overrides.all.*'train.{old}'.*'{new}'"):
+        load_config(overrides={"experiment_overrides": {"all": {"train": {old: 64}}}})
 
 
 @pytest.mark.parametrize("key", ["num_workers", "checkpoint_every", "sync_bn"])
