@@ -86,7 +86,7 @@ def test_experiment_edit_reruns_only_that_experiment(workdir):
     original = exp_file.read_text()
     try:
         cfg = yaml.safe_load(original)
-        cfg["model_args"]["hand_sdf_weight"] = 0.7
+        cfg.setdefault("model_args", {})["hand_sdf_weight"] = 0.7
         exp_file.write_text(yaml.safe_dump(cfg))
         jobs = scheduled_jobs(snakemake(workdir, "-n").stdout)
     finally:
