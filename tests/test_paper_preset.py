@@ -46,7 +46,6 @@ SDF_TRAIN = {
     "train.lr_decay_factor": 0.5,     # config.py cfg.lr_dec_factor
     "train.weight_decay": 0.0,        # common/base.py get_optimizer: Adam without decay
     "train.num_points": 2000,         # config.py cfg.num_sample_points
-    "train.image_size": 256,          # config.py cfg.image_size
     "train.augment": True,            # datasets/sdf_dataset.py: get_aug_config in train mode
 }
 REFERENCE: dict[str, dict] = {
@@ -88,7 +87,6 @@ REFERENCE: dict[str, dict] = {
         **SDF_COMMON, **SDF_TRAIN,
         "hand_point_latent": 51, "obj_point_latent": 72,  # README video command
         "num_frames": 3,               # video/config.py cfg.num_frames
-        "train.frames": 3,
         "train.batch_size": 16,        # video/config.py cfg.train_batch_size
         "train.global_batch_size": 64,  # 16 per GPU x 4 GPUs
         "with_add_feats": True,        # video/config.py cfg.with_add_feats
@@ -111,7 +109,6 @@ REFERENCE: dict[str, dict] = {
         # pose_kpt/config.py cfg.lr_dec_epoch [40, 80, 120]; 120 is past end_epoch 100
         "train.lr_decay_epochs": (40, 80),
         "train.lr_decay_factor": 0.5,  # pose_kpt/config.py cfg.lr_dec_factor
-        "train.image_size": 256,
     },
 }
 STAGES = {
