@@ -35,7 +35,7 @@ GSDF_ARGS = {"image_size": SIZE, "sdf_latent": 16, "decoder": DECODER, "pixel_ch
              "neck_channels": 32, "heatmap_depth": 16, "hand_point_latent": 6,
              "obj_point_latent": 6, "sdf_add_epoch": 0, "pose": POSE_ARGS}
 TRAIN = {"epochs": 8, "batch_size": 2, "lr": 1e-3, "lr_decay_epochs": [100], "num_points": 256,
-         "image_size": SIZE, "seed": 1,
+         "seed": 1,
          "augment": False}
 FOCAL = 480.0  # the toy split's camera (256 px, principal point at the centre)
 
