@@ -262,6 +262,17 @@ def check_renamed_keys(data: Any, where: str, top: bool = False) -> None:
                               f"owner, {target}: set it there and remove '{old}'")
 
 
+def _experiment_file(config: Mapping, name: str) -> str:
+    """The experiment file a sweep entry leads to through its ``base`` chain (``name`` itself
+    for an experiment file); the chain is known to be acyclic once it has resolved."""
+    sweeps = config.get("sweeps") or {}
+    seen = {name}
+    while name in sweeps and sweeps[name].get("base") not in seen | {None}:
+        name = sweeps[name]["base"]
+        seen.add(name)
+    return name
+
+
 def _experiment_files(experiments_dir: Path) -> list[str]:
     return sorted(p.stem for p in experiments_dir.glob("*.yaml"))
 
@@ -487,7 +498,7 @@ def check_config(config: Mapping, experiments_dir: str | Path | None = None) -> 
         if unknown:
             raise ConfigError(f"sweeps.{name}: unknown key(s) {unknown}; allowed keys: "
                               f"{sorted({'base', *EXPERIMENT_KEYS} - {'name'})}")
-    todo = list(dict.fromkeys([*experiment_names(config), *sweeps]))
+    todo = list(dict.fromkeys([*(config.get("experiments") or []), *sweeps]))
     checked: list[str] = []
     while todo:
         name = todo.pop(0)
@@ -507,8 +518,8 @@ def check_config(config: Mapping, experiments_dir: str | Path | None = None) -> 
             parse_model_args(exp["model"], exp.get("model_args"))
             train_config(exp, config.get("train"))
         except ConfigError as err:
-            raise ConfigError(f"{where} (config/experiments/{base_experiment(config, name)}.yaml"
-                              f" + experiment_overrides + sweeps): {err}") from err
+            raise ConfigError(f"{where} (config/experiments/{_experiment_file(config, name)}"
+                              f".yaml + experiment_overrides + sweeps): {err}") from err
         pose = exp.get("pose_experiment")
         if pose is not None:
             if pose not in files and pose not in sweeps:
