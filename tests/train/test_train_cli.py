@@ -113,6 +113,7 @@ def test_rules_wire_the_pose_checkpoint(tmp_path):
     (exp_dir / "pose.yaml").write_text("model: pose\n")
     (exp_dir / "gsdf.yaml").write_text("model: gsdf\npose_experiment: pose\n")
     (exp_dir / "gf.yaml").write_text("model: gf\n")
+    (exp_dir / "alignsdf.yaml").write_text("model: alignsdf\n")  # config.yaml's experiments
     packed = tmp_path / "results" / "synth" / "train"  # pretend `pack` ran
     for name in ("rgb.lmdb", "sdf_hand.lmdb", "sdf_obj.lmdb"):
         (packed / name).mkdir(parents=True)
