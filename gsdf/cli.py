@@ -80,9 +80,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-# Path arguments that name a whole tree (results root, a dataset split), not a stage's own
-# files: their temporaries are not looked for (a walk of 100k samples at every job start).
-_TREE_ARGS = frozenset({"results", "data", "packed_dir", "split_dir", "dataset_dir", "out_dir"})
+# Path arguments that name a whole tree a stage reads (results root, a dataset split), not its
+# own outputs: their temporaries are not looked for (a walk of 100k samples at every job
+# start). A split folder a stage writes (synth's --out-dir) is walked.
+_TREE_ARGS = frozenset({"results", "data", "packed_dir", "split_dir", "dataset_dir"})
 
 
 def _remove_stale_temporaries(args: argparse.Namespace) -> None:
@@ -411,6 +412,9 @@ def synth(args: argparse.Namespace) -> int:
     from gsdf.synth import run_shard
 
     out_dir = args.out_dir or Path(args.manifest).parent.parent
+    from gsdf.utils.io import remove_stale_temporaries
+
+    remove_stale_temporaries([out_dir])  # per-sample files of a killed synth job of this split
     record = run_shard(parse_params(args.params), args.split, args.shard, out_dir,
                        args.manifest, progress=not args.no_progress)
     stats = record["stats"]
