@@ -6,14 +6,13 @@ with a floating blob, so every step runs (largest component, ICP, metrics, conta
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_evaluate.py --samples 5
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_evaluate --samples 5   # from the repo root
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reconstruct import hand_scene  # noqa: E402
-
-from gsdf.eval.evaluate import EvalConfig, SamplePaths, evaluate_sample  # noqa: E402
-from gsdf.geometry.mesh_io import save_mesh  # noqa: E402
-from gsdf.geometry.meshing import GridSpec, marching_cubes, sample_dense  # noqa: E402
-from gsdf.utils.io import write_json  # noqa: E402
+from benchmarks.bench_reconstruct import hand_scene
+from gsdf.eval.evaluate import EvalConfig, SamplePaths, evaluate_sample
+from gsdf.geometry.mesh_io import save_mesh
+from gsdf.geometry.meshing import GridSpec, marching_cubes, sample_dense
+from gsdf.utils.io import write_json
 
 
 def scene_meshes(seed: int, wrist: np.ndarray, res: int = 96) -> tuple[trimesh.Trimesh, ...]:

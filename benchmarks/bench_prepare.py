@@ -27,8 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from raw_fixtures import make_dexycb, make_mano, make_obman  # noqa: E402
 
 from gsdf.config import load_config  # noqa: E402
-from gsdf.geometry.sdf import run_shard  # noqa: E402
 from gsdf.stages import prepare  # noqa: E402
+from gsdf.stages import sample_sdf as sample_sdf_stage  # noqa: E402
+
+
+def run_shard(split_dir: Path, manifest: Path, out: Path, skipped: Path, params: dict) -> dict:
+    """The sample_sdf stage on one shard."""
+    return sample_sdf_stage.run(sample_sdf_stage.Inputs(split_dir, manifest),
+                                sample_sdf_stage.Outputs(out, skipped), params, progress=False)
 
 
 def sphere(faces: int) -> trimesh.Trimesh:
@@ -56,7 +62,7 @@ def big_objects(name: str, out: Path, base: Path, faces: int, sample_sdf: dict) 
     shard = base / f"{name}_big.npz"
     t = time.perf_counter()
     run_shard(out, out / "shards" / "shard_000.json", shard, base / f"{name}_big.csv",
-              {"sample_sdf": sample_sdf, "dataset": {"recon_scale": 7.0}}, progress=False)
+              {"sample_sdf": sample_sdf, "dataset": {"recon_scale": 7.0}})
     t_sdf = (time.perf_counter() - t) / len(ids)
     return (f"{name} with {len(ball.faces)}-face objects: OBJ parse {t_parse:.3f} s/model, "
             f"sample_sdf {t_sdf:.3f} s/sample")
@@ -79,7 +85,7 @@ def measure(name: str, dataset: dict, mano: Path, base: Path, sample_sdf: dict,
     shard = base / f"{name}_sdf.npz"
     t = time.perf_counter()
     run_shard(out, manifest, shard, base / f"{name}_skipped.csv",
-              {"sample_sdf": sample_sdf, "dataset": {"recon_scale": 7.0}}, progress=False)
+              {"sample_sdf": sample_sdf, "dataset": {"recon_scale": 7.0}})
     t_sdf = time.perf_counter() - t
     sid = rec["ids"][0]
     faces = [len(trimesh.load(out / f"mesh_{p}" / f"{sid}.ply").faces) for p in ("hand", "obj")]

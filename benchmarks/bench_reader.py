@@ -31,9 +31,9 @@ import trimesh
 from torch.utils.data import DataLoader
 
 from gsdf.data import build_dataset, seed_worker
-from gsdf.data.pack import pack_split
 from gsdf.geometry.mesh_io import save_mesh
-from gsdf.geometry.sdf import run_shard
+from gsdf.paths import SplitLayout
+from gsdf.stages import pack, sample_sdf
 
 K = np.array([[480.0, 0.0, 128.0], [0.0, 480.0, 128.0], [0.0, 0.0, 1.0]])
 
@@ -42,8 +42,9 @@ def write_toy_split(split_dir: Path, count: int, seed: int = 0) -> Path:
     """``count`` toy samples (capsule "hand" with parts, box or sphere object, noise JPEG) in
     the canonical layout; returns the one shard manifest."""
     rng = np.random.default_rng(seed)
-    for sub in ("rgb", "mesh_hand", "mesh_obj", "meta", "shards"):
-        (split_dir / sub).mkdir(parents=True, exist_ok=True)
+    layout = SplitLayout(split_dir)
+    for kind in ("rgb", "meta"):
+        layout.folder(kind).mkdir(parents=True, exist_ok=True)
     ids = []
     for i in range(count):
         sid = f"{i // 8:06d}_{i % 8:03d}"
@@ -54,11 +55,10 @@ def write_toy_split(split_dir: Path, count: int, seed: int = 0) -> Path:
         obj = (trimesh.creation.icosphere(4, radius=0.03) if i % 2 else
                trimesh.creation.box(extents=(0.05, 0.04, 0.06)))
         obj.apply_translation(wrist + (0.05, 0, 0.05))
-        save_mesh(split_dir / "mesh_hand" / f"{sid}.ply", hand.vertices, hand.faces,
-                  vertex_parts=parts)
-        save_mesh(split_dir / "mesh_obj" / f"{sid}.ply", obj.vertices, obj.faces)
+        save_mesh(layout.mesh("hand", sid), hand.vertices, hand.faces, vertex_parts=parts)
+        save_mesh(layout.mesh("obj", sid), obj.vertices, obj.faces)
         image = cv2.GaussianBlur((rng.random((256, 256, 3)) * 255).astype(np.uint8), (5, 5), 0)
-        cv2.imwrite(str(split_dir / "rgb" / f"{sid}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(layout.rgb(sid)), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         joints = wrist + rng.normal(0, 0.03, (21, 3))
         joints[0] = wrist
         T = np.eye(4)
@@ -70,9 +70,10 @@ def write_toy_split(split_dir: Path, count: int, seed: int = 0) -> Path:
                 "obj_corners_3d": corners.tolist(),
                 "obj_rest_corners_3d": (corners - obj.centroid).tolist(), "video_id": i // 8,
                 "frame_idx": i % 8, "bbox": [64.0, 64.0, 128.0, 128.0], "obj_family": "toy"}
-        (split_dir / "meta" / f"{sid}.json").write_text(json.dumps(meta))
+        layout.meta(sid).write_text(json.dumps(meta))
         ids.append(sid)
-    manifest = split_dir / "shards" / "shard_000.json"
+    manifest = layout.shard_manifest(0)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps({"ids": ids, "skipped": [], "config": {}}))
     return manifest
 
@@ -84,12 +85,15 @@ def build_toy_packed(root: Path, count: int, points_per_mesh: int) -> Path:
               "dataset": {"name": "toy", "recon_scale": 7.0}}
     shard = root / "toy" / "sdf" / "train" / "shard_000.npz"
     t = time.perf_counter()
-    run_shard(split_dir, manifest, shard, shard.with_suffix(".csv"), params)
+    sample_sdf.run(sample_sdf.Inputs(split_dir, manifest),
+                   sample_sdf.Outputs(shard, shard.with_suffix(".csv")), params)
     print(f"sample_sdf: {count} samples in {time.perf_counter() - t:.1f} s")
     packed = root / "toy" / "train"
     t = time.perf_counter()
-    pack_split(split_dir, [manifest], [shard], packed / "annotations.json", packed / "rgb.lmdb",
-               packed / "sdf_hand.lmdb", packed / "sdf_obj.lmdb", params)
+    pack.run(pack.Inputs(split_dir, (manifest,), (shard,)),
+             pack.Outputs(packed / "annotations.json", packed / "rgb.lmdb",
+                          packed / "sdf_hand.lmdb", packed / "sdf_obj.lmdb",
+                          packed / "skipped.csv"), params)
     print(f"pack: {count} samples in {time.perf_counter() - t:.1f} s")
     return packed
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout, SplitLayout
 
 RECON_SCALE = 7.0
 
@@ -114,27 +114,29 @@ class ProxyDataset:
                 "recon_scale": torch.tensor(RECON_SCALE)}
 
 
-def _chamfer_to_gt(root: Path, exp: str, dataset: str, ids: list[str]) -> dict:
+def _pred(root: str | Path) -> PredictionLayout:
+    return PredictionLayout(Path(root) / "meshes", Path(root) / "poses")
+
+
+def _chamfer_to_gt(gt: SplitLayout, pred: PredictionLayout, ids: list[str]) -> dict:
     """(hand, object) Chamfer (cm^2) to the ground truth of each id (the evaluate protocol)."""
     from gsdf.eval.evaluate import EvalConfig, evaluate_sample, sample_paths
 
-    layout = Layout(root)
-    rows = [evaluate_sample(p, EvalConfig(contact=False)) for p in
-            sample_paths(layout, exp, dataset, ids)]
+    rows = [evaluate_sample(p, EvalConfig(contact=False)) for p in sample_paths(gt, pred, ids)]
     return {r["id"]: (r["chamfer_hand_cm2"], r["chamfer_obj_cm2"]) for r in rows}
 
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.checkpoint:
+        from gsdf.checkpoint import load_trained
         from gsdf.data import build_dataset
-        from gsdf.train import load_trained_model, read_checkpoint
         from gsdf.train.config import train_config
         from gsdf.train.run import dataset_options
 
-        model, experiment = load_trained_model(args.checkpoint, "cpu")
-        opts = dataset_options(experiment, train_config(
-            experiment, read_checkpoint(args.checkpoint).get("train") or {}))
+        trained = load_trained(args.checkpoint, "cpu")
+        model, experiment = trained.model, trained.experiment
+        opts = dataset_options(experiment, train_config(experiment, trained.train))
         opts.update(train=False, augment=False)
         data = build_dataset(args.packed_dir, **opts)
         what = f"trained model {args.checkpoint}"
@@ -152,12 +154,11 @@ def run(args: argparse.Namespace) -> dict:
     runs.append(("dense", dataclasses.replace(ReconstructConfig(), mode="dense"),
                  args.dense_samples))
     common = ids[:args.dense_samples]
-    dataset_name = Path(args.split_dir).parts[-2] if args.split_dir else "synth"
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg, n in runs:
             root = Path(tmp) / name.replace("/", "_")
             start = time.perf_counter()
-            man = reconstruct_samples(model, data, ids[:n], Layout(root), "bench", "synth", cfg)
+            man = reconstruct_samples(model, data, ids[:n], _pred(root), cfg)
             seconds = (time.perf_counter() - start) / max(n, 1)
             per_field: dict = {}
             for stat in man["stats"].values():
@@ -173,16 +174,7 @@ def run(args: argparse.Namespace) -> dict:
                                              for i in common)),
                    "no_surface": man["num_no_surface"]}
             if args.split_dir:
-                gt_root = Path(args.split_dir).parents[2]
-                tag = f"bench_{name.replace('/', '_')}"
-                for sid in ids[:n]:
-                    for kind in ("mesh_hand", "mesh_obj"):
-                        src = Layout(root).path(kind, exp="bench", dataset="synth", id=sid)
-                        dst = Layout(gt_root).path(kind, exp=tag, dataset=dataset_name, id=sid)
-                        if src.exists():
-                            dst.parent.mkdir(parents=True, exist_ok=True)
-                            dst.write_bytes(src.read_bytes())
-                cd = _chamfer_to_gt(gt_root, tag, dataset_name, ids[:n])
+                cd = _chamfer_to_gt(SplitLayout(args.split_dir), _pred(root), ids[:n])
                 row["chamfer_cm2"] = cd
                 row["mean_chamfer_common"] = [round(float(np.nanmean(
                     [cd[i][k] for i in common])), 4) for k in (0, 1)] if common else None
@@ -196,11 +188,9 @@ def run(args: argparse.Namespace) -> dict:
             for name, _, _ in runs[:-1]:
                 same = []
                 for sid in common:
-                    for kind in ("mesh_hand", "mesh_obj"):
-                        a = load_mesh(Layout(Path(out["modes"][name]["root"])).path(
-                            kind, exp="bench", dataset="synth", id=sid))
-                        b = load_mesh(Layout(Path(out["modes"]["dense"]["root"])).path(
-                            kind, exp="bench", dataset="synth", id=sid))
+                    for part in ("hand", "obj"):
+                        a = load_mesh(_pred(out["modes"][name]["root"]).mesh(part, sid))
+                        b = load_mesh(_pred(out["modes"]["dense"]["root"]).mesh(part, sid))
                         same.append(a.vertices.shape == b.vertices.shape and float(
                             np.abs(a.vertices - b.vertices).max()) < 1e-6)
                 out["modes"][name]["identical_meshes"] = all(same)

@@ -1,23 +1,25 @@
-"""`gsdf <stage> ...`: one subcommand per workflow stage.
+"""`gsdf <stage> ...`: one subcommand per workflow stage, named as the stage.
 
-This module only parses arguments and calls the library; the work lives in the packages, so
-that it can be imported and tested without Snakemake. Every subcommand takes ``--params``: the
-resolved science config of that job as a JSON object (or ``@file``), which the Snakemake rule
-passes so that a config change reruns exactly the affected jobs.
+This module only parses arguments into a stage's ``Inputs`` / ``Outputs`` and calls
+``gsdf.stages.<stage>.run`` (the stage contract: :mod:`gsdf.stages`). Every subcommand takes
+``--params``: the resolved science config of that job as a JSON object (or ``@file``), which the
+Snakemake rule passes so that a config change reruns exactly the affected jobs; runtime settings
+(threads, batch sizes, device, progress bars) are separate flags.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 # (name, one-line help, add_arguments(parser), run(args)) per stage, in pipeline order.
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int | None]]
 COMMANDS: list[Command] = []
 # `gsdf --help` lists the stages in pipeline order.
-PIPELINE_ORDER = ("synth", "prepare", "sample_sdf", "pack", "train", "reconstruct", "evaluate",
-                  "compare", "predict")
+PIPELINE_ORDER = ("synth", "prepare", "sample_sdf", "pack", "train_pose", "train_sdf",
+                  "reconstruct", "evaluate", "compare", "predict")
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
@@ -29,8 +31,8 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
         @command("synth", "generate the synthetic dataset", _synth_args)
         def synth(args):
-            from gsdf.synth import run_shard
-            run_shard(...)
+            from gsdf.stages import synth
+            synth.run(synth.Inputs(...), synth.Outputs(...), _params_of(args))
     """
 
     def wrap(run):
@@ -71,7 +73,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError, PackError,
                                          DiskFullError]
-    for module, name in (("gsdf.train.checkpoint", "CheckpointError"),
+    for module, name in (("gsdf.checkpoint", "CheckpointError"),
                          ("gsdf.eval.evaluate", "EvaluationError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
@@ -82,8 +84,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 # Path arguments that name a whole tree a stage reads (results root, a dataset split), not its
 # own outputs: their temporaries are not looked for (a walk of 100k samples at every job
-# start). A split folder a stage writes (synth's --out-dir) is walked.
-_TREE_ARGS = frozenset({"results", "data", "packed_dir", "split_dir", "dataset_dir"})
+# start). A split folder synth writes is cleaned by the synth stage itself.
+_TREE_ARGS = frozenset({"results", "data", "packed_dir", "split_dir", "dataset_dir",
+                        "meshes_dir", "poses_dir"})
 
 
 def _remove_stale_temporaries(args: argparse.Namespace) -> None:
@@ -108,6 +111,7 @@ def _remove_stale_temporaries(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
     import os
     import sys
 
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     exit_with_launcher()  # a torchrun worker dies with its launcher, even one killed early
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         _remove_stale_temporaries(args)
         code = args._run(args)
@@ -127,13 +132,61 @@ def main(argv: list[str] | None = None) -> int:
     return int(code or 0)
 
 
+def _params_of(args: argparse.Namespace) -> dict:
+    from gsdf.config import parse_params
+
+    return parse_params(args.params)
+
+
+def _paths(values) -> tuple[Path, ...]:
+    return tuple(Path(v) for v in values)
+
+
+
 # ---------------------------------------------------------------------------------------------
-# Stages. Keep each block small: parse, then call one library function. New stages append
-# their block at the end of this file.
+# Stages, in pipeline order. Each block: declare the arguments, build the stage's Inputs /
+# Outputs, call its run(). `prepare` is added by its own issue.
 # ---------------------------------------------------------------------------------------------
 
 
-# --- sample_sdf (issue 4) --------------------------------------------------------------------
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=["train", "test"], help="split to generate")
+    p.add_argument("--shard", type=int, help="shard number, 0 <= K < datasets.synth.num_shards")
+    p.add_argument("--split-dir", help="the split folder to write "
+                   "(results/datasets/synth/{split})")
+    p.add_argument("--manifest", help="shard manifest to write last "
+                   "({split-dir}/shards/shard_{K:03d}.json)")
+    p.add_argument("--contact-sheet", metavar="PNG",
+                   help="instead of generating: a contact sheet of the samples of --split-dir")
+    p.add_argument("--num", type=int, default=16, help="samples on the contact sheet")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("synth", "generate the embedded synthetic dataset (one shard), or its contact sheet",
+         _synth_args)
+def synth(args: argparse.Namespace) -> int:
+    from gsdf.stages import synth as stage
+
+    if args.contact_sheet:
+        if not args.split_dir:
+            raise SystemExit("gsdf synth: --contact-sheet needs --split-dir")
+        stage.run_contact_sheet(stage.ContactSheetInputs(Path(args.split_dir)),
+                                stage.ContactSheetOutputs(Path(args.contact_sheet)),
+                                _params_of(args), num=args.num)
+        return 0
+    missing = [f"--{k.replace('_', '-')}" for k in ("split", "shard", "split_dir", "manifest")
+               if getattr(args, k) is None]
+    if missing:
+        raise SystemExit(f"gsdf synth: missing {' '.join(missing)} (or give --contact-sheet)")
+    record = stage.run(stage.Inputs(args.split, args.shard),
+                       stage.Outputs(Path(args.split_dir), Path(args.manifest)),
+                       _params_of(args), progress=not args.no_progress)
+    stats = record["stats"]
+    print(f"synth {args.split} shard {args.shard}: {stats['num_samples']} samples from "
+          f"{stats['num_sequences']} sequences, contact within 2 mm: "
+          f"{stats['frac_contact_2mm']}, max penetration {stats['max_penetration_m']} m, "
+          f"{len(record['skipped_meshes'])} unreadable user meshes skipped")
+    return 0
 
 
 def _sample_sdf_args(p: argparse.ArgumentParser) -> None:
@@ -142,38 +195,30 @@ def _sample_sdf_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="dataset shard manifest shards/shard_{k}.json")
     p.add_argument("--out", help="SDF shard to write, results/{dataset}/sdf/{split}/shard_{k}.npz")
     p.add_argument("--skipped", help="CSV of skipped samples (id, reason) to write")
-    p.add_argument("--preview", help="PNG to write: one sample of --from-shard (or --out) with "
-                   "its points coloured by hand/object sign, next to its image")
-    p.add_argument("--from-shard", help="existing SDF shard to preview (no sampling)")
+    p.add_argument("--preview", help="PNG to write: one sample of --from-shard with its points "
+                   "coloured by hand/object sign, next to its image (no sampling)")
+    p.add_argument("--from-shard", help="existing SDF shard to preview")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 @command("sample_sdf", "sample SDF points of hand and object for one dataset shard",
          _sample_sdf_args)
 def sample_sdf(args: argparse.Namespace) -> int:
-    import logging
+    from gsdf.stages import sample_sdf as stage
 
-    from gsdf.config import parse_params
-    from gsdf.geometry.sdf import render_preview, run_shard
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if args.manifest:
-        if not (args.out and args.skipped):
-            raise SystemExit("gsdf sample_sdf: --manifest needs --out and --skipped")
-        run_shard(args.split_dir, args.manifest, args.out, args.skipped,
-                  parse_params(args.params), progress=not args.no_progress)
     if args.preview:
-        shard = args.from_shard or args.out
-        if not shard:
-            raise SystemExit("gsdf sample_sdf: --preview needs --from-shard or --manifest/--out")
-        sid = render_preview(shard, args.split_dir, args.preview)
-        logging.getLogger("gsdf").info("preview of %s written to %s", sid, args.preview)
-    if not (args.manifest or args.preview):
-        raise SystemExit("gsdf sample_sdf: give --manifest/--out/--skipped and/or --preview")
+        if not args.from_shard:
+            raise SystemExit("gsdf sample_sdf: --preview needs --from-shard")
+        stage.run_preview(stage.PreviewInputs(Path(args.split_dir), Path(args.from_shard)),
+                          stage.PreviewOutputs(Path(args.preview)), _params_of(args))
+        return 0
+    if not (args.manifest and args.out and args.skipped):
+        raise SystemExit("gsdf sample_sdf: give --manifest, --out and --skipped "
+                         "(or --preview with --from-shard)")
+    stage.run(stage.Inputs(Path(args.split_dir), Path(args.manifest)),
+              stage.Outputs(Path(args.out), Path(args.skipped)), _params_of(args),
+              progress=not args.no_progress)
     return 0
-
-
-# --- pack (issue 4) --------------------------------------------------------------------------
 
 
 def _pack_args(p: argparse.ArgumentParser) -> None:
@@ -185,38 +230,37 @@ def _pack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rgb-lmdb", required=True, help="rgb.lmdb folder to write")
     p.add_argument("--sdf-hand-lmdb", required=True, help="sdf_hand.lmdb folder to write")
     p.add_argument("--sdf-obj-lmdb", required=True, help="sdf_obj.lmdb folder to write")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--skipped", required=True, help="skipped.csv (id, reason) to write")
+    p.add_argument("--batch", type=int, default=256,
+                   help="values per LMDB write transaction (runtime: memory and speed only)")
 
 
 @command("pack", "pack a split into annotations.json and LMDB databases", _pack_args)
 def pack(args: argparse.Namespace) -> int:
-    import logging
+    from gsdf.stages import pack as stage
 
-    from gsdf.config import parse_params
-    from gsdf.data.pack import pack_split
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    pack_split(args.split_dir, args.manifests, args.sdf_shards, args.annotations, args.rgb_lmdb,
-               args.sdf_hand_lmdb, args.sdf_obj_lmdb, parse_params(args.params),
-               progress=not args.no_progress)
+    stage.run(stage.Inputs(Path(args.split_dir), _paths(args.manifests),
+                           _paths(args.sdf_shards)),
+              stage.Outputs(Path(args.annotations), Path(args.rgb_lmdb),
+                            Path(args.sdf_hand_lmdb), Path(args.sdf_obj_lmdb),
+                            Path(args.skipped)),
+              _params_of(args), batch=args.batch)
     return 0
 
 
-# --- train (issue 6): stages train_pose / train_sdf ------------------------------------------
-
-
-def _train_args(p: argparse.ArgumentParser) -> None:
+def _train_args(p: argparse.ArgumentParser, pose_input: bool) -> None:
     p.add_argument("--data", required=True, help="packed train split, results/{dataset}/train")
     p.add_argument("--checkpoint", required=True,
                    help="final checkpoint.pt to write (checkpoint.last.pt beside it resumes)")
     p.add_argument("--log-csv", required=True, help="train_log.csv to write")
     p.add_argument("--curves", required=True, help="learning_curves.png to write")
     p.add_argument("--config-out", default=None, help="resolved config.yaml to write")
-    p.add_argument("--pose-checkpoint", default=None,
-                   help="frozen pose network (gsdf-style models), results/{dataset}/pose_*/...")
-    p.add_argument("--init-checkpoint", default=None,
-                   help="trained model whose weights start this one (gsdf_video from gsdf: "
-                        "the experiment's init_experiment)")
+    if pose_input:
+        p.add_argument("--pose-checkpoint", default=None, help="frozen pose network "
+                       "(gsdf-style models), results/{dataset}/pose_{pose_exp}/checkpoint.pt")
+        p.add_argument("--init-checkpoint", default=None,
+                       help="trained model whose weights start this one (gsdf_video from gsdf: "
+                       "the experiment's init_experiment)")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="default: cuda if available, else cpu")
     p.add_argument("--threads", type=int, default=None,
@@ -235,48 +279,53 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="channels-last images and convolutions")
 
 
-@command("train", "train a model (train_pose / train_sdf); run under torchrun for DDP",
-         _train_args)
-def train(args: argparse.Namespace) -> int:
+def _train(stage, inputs, args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
-    from gsdf.config import ConfigError, parse_params
-    from gsdf.train import (
-        CheckpointError,
-        NonFiniteLoss,
-        Preempted,
-        TrainOutputs,
-        TrainRuntime,
-        run_train,
-    )
+    from gsdf.checkpoint import CheckpointError
+    from gsdf.config import ConfigError
+    from gsdf.train import NonFiniteLoss, Preempted, TrainRuntime
 
     if args.params in (None, "", "{}"):
         raise ConfigError("--params is missing: give the job's science config as JSON or "
                           "@file.yaml, {\"experiment\": resolved experiment (model, model_args, "
                           "train), \"dataset\": {name, recon_scale}, \"train\": defaults}; the "
                           "train_pose / train_sdf rules pass it (snakemake -p prints it)")
-    outputs = TrainOutputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
-                           Path(args.config_out) if args.config_out else None)
+    outputs = stage.Outputs(Path(args.checkpoint), Path(args.log_csv), Path(args.curves),
+                            Path(args.config_out) if args.config_out else None)
+    name = stage.__name__.rsplit(".", 1)[-1]
     try:
         runtime = TrainRuntime(num_workers=args.num_workers,
                                checkpoint_every=args.checkpoint_every, sync_bn=args.sync_bn,
                                compile=args.compile, channels_last=args.channels_last,
                                cpus=args.threads)
-        run_train(parse_params(args.params), args.data, outputs,
-                  pose_checkpoint=args.pose_checkpoint, device=args.device,
-                  init_checkpoint=args.init_checkpoint,
+        stage.run(inputs, outputs, _params_of(args), device=args.device,
                   progress=not args.no_progress, threads=args.threads, runtime=runtime)
     except Preempted as err:
-        print(f"gsdf train: {err}", file=sys.stderr)
+        print(f"gsdf {name}: {err}", file=sys.stderr)
         return 128 + int(err.signum)
     except (NonFiniteLoss, CheckpointError, ConfigError) as err:
-        print(f"gsdf train: {err}", file=sys.stderr)
+        print(f"gsdf {name}: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-# --- reconstruct / evaluate / compare (issue 7) ----------------------------------------------
+@command("train_pose", "train the hand pose network; run under torchrun for DDP",
+         lambda p: _train_args(p, pose_input=False))
+def train_pose(args: argparse.Namespace) -> int:
+    from gsdf.stages import train_pose as stage
+
+    return _train(stage, stage.Inputs(Path(args.data)), args)
+
+
+@command("train_sdf", "train an SDF model (gf, alignsdf, gsdf ...); run under torchrun for DDP",
+         lambda p: _train_args(p, pose_input=True))
+def train_sdf(args: argparse.Namespace) -> int:
+    from gsdf.stages import train_sdf as stage
+
+    pose = Path(args.pose_checkpoint) if args.pose_checkpoint else None
+    init = Path(args.init_checkpoint) if args.init_checkpoint else None
+    return _train(stage, stage.Inputs(Path(args.data), pose, init), args)
 
 
 def _reconstruct_args(p: argparse.ArgumentParser) -> None:
@@ -284,32 +333,31 @@ def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--packed-dir", required=True, help="packed test split results/{dataset}/test")
     p.add_argument("--shard-manifest", required=True,
                    help="the dataset's test shard manifest (ids of this shard)")
-    p.add_argument("--results", required=True, help="results root (meshes and poses go under "
-                   "{results}/{exp}_{dataset}/)")
-    p.add_argument("--exp", required=True, help="experiment name")
-    p.add_argument("--dataset", required=True, help="dataset name")
     p.add_argument("--out", required=True, help="shard manifest to write, "
                    "results/{exp}_{dataset}/reconstruct/shard_{k}.json")
+    p.add_argument("--meshes-dir", required=True, help="results/{exp}_{dataset}/meshes")
+    p.add_argument("--poses-dir", required=True, help="results/{exp}_{dataset}/poses")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="default: cuda if available, else cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--point-batch-size", type=int, default=65536,
+                   help="query points per decoder call (runtime: memory only)")
 
 
 @command("reconstruct", "meshes and poses of one test shard from a trained model",
          _reconstruct_args)
 def reconstruct(args: argparse.Namespace) -> int:
-    import logging
     import sys
 
-    from gsdf.config import parse_params
     from gsdf.eval.hand_frame import HandFrameError
-    from gsdf.eval.reconstruct import run_reconstruct
+    from gsdf.stages import reconstruct as stage
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        run_reconstruct(args.checkpoint, args.packed_dir, args.shard_manifest, args.results,
-                        args.exp, args.dataset, args.out, parse_params(args.params),
-                        device=args.device, threads=args.threads)
+        stage.run(stage.Inputs(Path(args.checkpoint), Path(args.packed_dir),
+                               Path(args.shard_manifest)),
+                  stage.Outputs(Path(args.out), Path(args.meshes_dir), Path(args.poses_dir)),
+                  _params_of(args), device=args.device, threads=args.threads,
+                  point_batch_size=args.point_batch_size)
     except HandFrameError as err:
         print(f"gsdf reconstruct: {err}", file=sys.stderr)
         return 2
@@ -317,16 +365,17 @@ def reconstruct(args: argparse.Namespace) -> int:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", required=True, help="results root")
-    p.add_argument("--exp", required=True, help="experiment name")
-    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--split-dir", required=True,
+                   help="the ground-truth test split, results/datasets/{dataset}/test")
     p.add_argument("--dataset-shards", nargs="+", required=True,
                    help="the test split's shard manifests (ids to evaluate)")
     p.add_argument("--recon-shards", nargs="+", required=True,
                    help="the reconstruct shard manifests")
+    p.add_argument("--meshes-dir", required=True, help="results/{exp}_{dataset}/meshes")
+    p.add_argument("--poses-dir", required=True, help="results/{exp}_{dataset}/poses")
     p.add_argument("--per-sample", required=True, help="metrics_per_sample.csv to write")
     p.add_argument("--metrics", required=True, help="metrics.csv to write")
-    p.add_argument("--renders", nargs=3, default=None, metavar=("BEST", "MEDIAN", "WORST"),
+    p.add_argument("--renders", nargs=3, default=(), metavar=("BEST", "MEDIAN", "WORST"),
                    help="PNGs of the best, median and worst samples by hand Chamfer")
     p.add_argument("--gallery", default=None,
                    help="PNG of six samples spread over the hand-Chamfer ranking")
@@ -336,26 +385,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 @command("evaluate", "metrics of an experiment's reconstructions (the published protocol)",
          _evaluate_args)
 def evaluate(args: argparse.Namespace) -> int:
-    import logging
+    from gsdf.stages import evaluate as stage
 
-    from gsdf.config import parse_params
-    from gsdf.eval.evaluate import run_evaluate
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    summary = run_evaluate(args.results, args.exp, args.dataset, args.dataset_shards,
-                           args.recon_shards, parse_params(args.params), args.per_sample,
-                           args.metrics, args.renders or (), threads=args.threads,
-                           gallery=args.gallery)
-    row = summary.iloc[0]
-    logging.getLogger("gsdf.evaluate").info(
-        "%s: %d samples, %d evaluated, %d failed; median hand CD %.4f cm^2, median object CD "
-        "%.4f cm^2", args.metrics, row["num_samples"], row["num_evaluated"], row["num_failed"],
-        row["chamfer_hand_cm2_median"], row["chamfer_obj_cm2_median"])
+    stage.run(stage.Inputs(Path(args.split_dir), _paths(args.dataset_shards),
+                           _paths(args.recon_shards), Path(args.meshes_dir),
+                           Path(args.poses_dir)),
+              stage.Outputs(Path(args.per_sample), Path(args.metrics), _paths(args.renders),
+                            Path(args.gallery) if args.gallery else None),
+              _params_of(args), threads=args.threads)
     return 0
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="dataset name (table title)")
     p.add_argument("--metrics", nargs="+", required=True, metavar="EXP=PATH",
                    help="experiment=metrics.csv pairs, in table order")
     p.add_argument("--csv", required=True, help="{dataset}_comparison.csv to write")
@@ -366,62 +407,16 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 @command("compare", "all experiments of a dataset side by side (paper table, bar chart)",
          _compare_args)
 def compare(args: argparse.Namespace) -> int:
-    from gsdf.eval.compare import run_compare
+    from gsdf.stages import compare as stage
 
     pairs = {}
     for item in args.metrics:
         exp, sep, path = item.partition("=")
         if not sep:
             raise SystemExit(f"gsdf compare: --metrics takes EXP=PATH pairs, got {item!r}")
-        pairs[exp] = path
-    run_compare(pairs, args.dataset, args.csv, args.md, args.plot)
-    return 0
-
-
-def _synth_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=["train", "test"], help="split to generate")
-    p.add_argument("--shard", type=int, help="shard number, 0 <= K < datasets.synth.num_shards")
-    p.add_argument("--out-dir", help="the split folder (results/datasets/synth/{split}); "
-                   "default: the manifest's grandparent")
-    p.add_argument("--manifest", help="shard manifest to write last "
-                   "({out-dir}/shards/shard_{K:03d}.json)")
-    p.add_argument("--contact-sheet", metavar="PNG",
-                   help="instead of generating: write a contact sheet of --dataset-dir")
-    p.add_argument("--dataset-dir", help="dataset folder holding train/ and test/ "
-                   "(with --contact-sheet); default: the PNG's folder")
-    p.add_argument("--num", type=int, default=16, help="samples on the contact sheet")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-@command("synth", "generate the embedded synthetic dataset (one shard), or its contact sheet",
-         _synth_args)
-def synth(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from gsdf.config import parse_params
-
-    if args.contact_sheet:
-        from gsdf.synth import make_contact_sheet
-
-        dataset_dir = args.dataset_dir or Path(args.contact_sheet).parent
-        make_contact_sheet(dataset_dir, args.contact_sheet, num=args.num)
-        return 0
-    missing = [f"--{k}" for k in ("split", "shard", "manifest") if getattr(args, k) is None]
-    if missing:
-        raise SystemExit(f"gsdf synth: missing {' '.join(missing)} (or give --contact-sheet)")
-    from gsdf.synth import run_shard
-
-    out_dir = args.out_dir or Path(args.manifest).parent.parent
-    from gsdf.utils.io import remove_stale_temporaries
-
-    remove_stale_temporaries([out_dir])  # per-sample files of a killed synth job of this split
-    record = run_shard(parse_params(args.params), args.split, args.shard, out_dir,
-                       args.manifest, progress=not args.no_progress)
-    stats = record["stats"]
-    print(f"synth {args.split} shard {args.shard}: {stats['num_samples']} samples from "
-          f"{stats['num_sequences']} sequences, contact within 2 mm: "
-          f"{stats['frac_contact_2mm']}, max penetration {stats['max_penetration_m']} m, "
-          f"{len(record['skipped_meshes'])} unreadable user meshes skipped")
+        pairs[exp] = Path(path)
+    stage.run(stage.Inputs(pairs), stage.Outputs(Path(args.csv), Path(args.md), Path(args.plot)),
+              _params_of(args))
     return 0
 
 
@@ -485,7 +480,8 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True,
                    help="shard manifest to write last (results/datasets/{dataset}/{split}/"
                    "shards/shard_{K:03d}.json)")
-    p.add_argument("--split-dir", help="the split folder; default: the manifest's grandparent")
+    p.add_argument("--split-dir", required=True,
+                   help="the split folder, results/datasets/{dataset}/{split}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -498,7 +494,7 @@ def prepare(args: argparse.Namespace) -> int:
     from gsdf.data.raw import RawDataError
     from gsdf.stages import prepare as stage
 
-    split_dir = Path(args.split_dir or Path(args.manifest).parent.parent)
+    split_dir = Path(args.split_dir)
     try:
         record = stage.run(stage.Inputs(args.split, args.shard),
                            stage.Outputs(Path(args.manifest), split_dir),

@@ -1,8 +1,9 @@
 """Configuration: load, validate against the JSON schema, apply presets, resolve experiments.
 
 The science configuration lives in ``config/config.yaml`` (validated by
-``workflow/schemas/config.schema.yaml``) and ``config/experiments/*.yaml`` (one per model variant,
-overrides only). Runtime settings (threads, GPUs, partitions) live in Snakemake profiles.
+``gsdf/schemas/config.schema.yaml``, package data) and ``config/experiments/*.yaml`` (one per
+model variant, overrides only). Runtime settings (threads, GPUs, partitions) live in Snakemake
+profiles.
 
 Resolution order of an experiment's settings, later wins:
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.resources
 import json
 import types
 import typing
@@ -34,7 +36,8 @@ import jsonschema
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# The config schema ships inside the package (package data), so a non-editable install finds it.
+SCHEMA_PATH = Path(str(importlib.resources.files("gsdf") / "schemas" / "config.schema.yaml"))
 CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
 
 
@@ -195,10 +198,7 @@ def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
     applied.
     """
     command_line = command_line or {}
-    preset = command_line.get("preset", config.get("preset")) or "auto"
-    if preset == "auto":
-        dataset = command_line.get("dataset", config.get("dataset", "synth"))
-        preset = DATASET_PRESETS.get(dataset, "default")
+    preset = preset_name(deep_merge(config, command_line))
     presets_dir = config_dir("presets")
     preset_file = presets_dir / f"{preset}.yaml"
     if not preset_file.exists():
@@ -209,6 +209,45 @@ def apply_preset(config: Mapping, command_line: Mapping | None = None) -> dict:
     merged = deep_merge(merged, command_line)
     merged["preset"] = preset
     return merged
+
+
+def preset_name(config: Mapping) -> str:
+    """The preset ``config`` asks for; ``auto`` (or none) is the dataset's,
+    :data:`DATASET_PRESETS` (``paper`` for ``obman`` / ``dexycb``, ``default`` for ``synth``)."""
+    preset = config.get("preset") or "auto"
+    if preset == "auto":
+        preset = DATASET_PRESETS.get(config.get("dataset", "synth"), "default")
+    return str(preset)
+
+
+def preset_configfile(config: Mapping, out_dir: str | Path = ".snakemake/gsdf") -> str:
+    """The preset named by ``config["preset"]`` as one YAML file (its ``extends`` chain merged),
+    for the Snakefile's second ``configfile:`` directive.
+
+    Snakemake merges every ``configfile:`` over the config so far and then the command line's
+    ``--config`` / ``--configfile`` values over that again, so the preset lands between
+    ``config/config.yaml`` and what the user typed, as :func:`apply_preset` does.
+
+    Returns:
+        the path of ``{out_dir}/preset_{name}.yaml`` (rewritten when its content changes).
+    Raises:
+        ConfigError: no such preset (naming the allowed ones), or a cycle of ``extends``.
+    """
+    from gsdf.utils.io import write_text
+
+    preset = preset_name(config)
+    presets_dir = config_dir("presets")
+    if not (presets_dir / f"{preset}.yaml").exists():
+        allowed = sorted(p.stem for p in presets_dir.glob("*.yaml"))
+        raise ConfigError(f"config key 'preset' = {preset!r}: no file "
+                          f"{presets_dir / f'{preset}.yaml'}; allowed values: {allowed}")
+    path = Path(out_dir) / f"preset_{preset}.yaml"
+    text = ("# Written by gsdf.config.preset_configfile: config/presets/" + f"{preset}.yaml"
+            " with its `extends` chain merged. Do not edit.\n"
+            + yaml.safe_dump(_load_preset(presets_dir, preset), sort_keys=True))
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+    return str(path)
 
 
 def _load_preset(presets_dir: Path, name: str, seen: tuple[str, ...] = ()) -> dict:

@@ -28,12 +28,14 @@ TEMPLATES: dict[str, str] = {
     "sdf_shard": "{dataset}/sdf/{split}/shard_{shard}.npz",
     "sdf_skipped": "{dataset}/sdf/{split}/skipped_{shard}.csv",
     "sdf_preview": "{dataset}/sdf/preview.png",
+    "sdf_dir": "{dataset}/sdf/{split}",
     # --- pack
     "packed_dir": "{dataset}/{split}",
     "annotations": "{dataset}/{split}/annotations.json",
     "rgb_lmdb": "{dataset}/{split}/rgb.lmdb",
     "sdf_hand_lmdb": "{dataset}/{split}/sdf_hand.lmdb",
     "sdf_obj_lmdb": "{dataset}/{split}/sdf_obj.lmdb",
+    "pack_skipped": "{dataset}/{split}/skipped.csv",
     # --- train_pose
     "pose_dir": "{dataset}/pose_{pose_exp}",
     "pose_checkpoint": "{dataset}/pose_{pose_exp}/checkpoint.pt",
@@ -47,10 +49,10 @@ TEMPLATES: dict[str, str] = {
     "learning_curves": "{exp}_{dataset}/learning_curves.png",
     "exp_config": "{exp}_{dataset}/config.yaml",
     # --- reconstruct (one manifest per test shard; meshes and poses are keyed by sample id)
+    # (per-sample files under meshes/ and poses/: `PredictionLayout`)
     "recon_shard": "{exp}_{dataset}/reconstruct/shard_{shard}.json",
-    "mesh_hand": "{exp}_{dataset}/meshes/{id}_hand.ply",
-    "mesh_obj": "{exp}_{dataset}/meshes/{id}_obj.ply",
-    "pose_pred": "{exp}_{dataset}/poses/{id}.json",
+    "meshes_dir": "{exp}_{dataset}/meshes",
+    "poses_dir": "{exp}_{dataset}/poses",
     # --- evaluate
     "metrics_per_sample": "{exp}_{dataset}/metrics_per_sample.csv",
     "metrics": "{exp}_{dataset}/metrics.csv",
@@ -154,6 +156,10 @@ class SplitLayout:
                            ) from err
         return self.root / folder / f"{sample_id}{suffix}"
 
+    def relative(self, kind: str, sample_id: str) -> str:
+        """``file(kind, id)`` relative to the split folder, POSIX style (``rgb/{id}.jpg``)."""
+        return self.file(kind, sample_id).relative_to(self.root).as_posix()
+
     def folder(self, kind: str) -> Path:
         """The folder holding every sample's file of ``kind``."""
         return self.root / SAMPLE_FILES[kind][0]
@@ -187,3 +193,32 @@ class SplitLayout:
     def ids(self) -> list[str]:
         """Sorted ids of the samples whose annotation exists."""
         return sorted(p.stem for p in self.folder("meta").glob("*.json"))
+
+
+class PredictionLayout:
+    """The per-sample outputs of ``reconstruct`` for one experiment and dataset.
+
+    ``meshes/{id}_{part}.ply`` (camera space, metres) and ``poses/{id}.json``; the only place
+    that composes these names. ``reconstruct`` writes them, ``evaluate`` reads them.
+
+    Args:
+        meshes_dir: ``Layout(results).meshes_dir(exp=..., dataset=...)``.
+        poses_dir: ``Layout(results).poses_dir(exp=..., dataset=...)``.
+    """
+
+    def __init__(self, meshes_dir: str | Path, poses_dir: str | Path):
+        self.meshes_dir = Path(meshes_dir)
+        self.poses_dir = Path(poses_dir)
+
+    def __repr__(self) -> str:
+        return f"PredictionLayout({str(self.meshes_dir)!r}, {str(self.poses_dir)!r})"
+
+    def mesh(self, part: str, sample_id: str) -> Path:
+        """``meshes/{id}_{part}.ply`` for ``part`` in ``("hand", "obj")``."""
+        if part not in MESH_PARTS:
+            raise ValueError(f"mesh part must be one of {MESH_PARTS}, got {part!r}")
+        return self.meshes_dir / f"{sample_id}_{part}.ply"
+
+    def pose(self, sample_id: str) -> Path:
+        """``poses/{id}.json``: predicted joints, object centre and corners."""
+        return self.poses_dir / f"{sample_id}.json"

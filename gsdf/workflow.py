@@ -199,17 +199,25 @@ class Pipeline:
         return lambda wildcards: self.experiment_params(
             getattr(wildcards, exp_wildcard), wildcards.dataset, stage)
 
-    def split_dir(self, split: str | None = None) -> Callable[[Any], str]:
-        """``wildcards -> canonical split folder`` (``split`` fixed, else ``wildcards.split``)."""
+    def split_dir(self, split: str | None = None, dataset: str | None = None
+                  ) -> Callable[[Any], str]:
+        """``wildcards -> canonical split folder`` (``split`` / ``dataset`` fixed, else the
+        job's wildcards)."""
         return lambda wildcards: self.path(
-            "split_dir", dataset=wildcards.dataset, split=split or wildcards.split)
+            "split_dir", dataset=dataset or wildcards.dataset, split=split or wildcards.split)
 
     def packed_dir(self, split: str) -> Callable[[Any], str]:
         """``wildcards -> packed split folder``."""
         return lambda wildcards: self.path("packed_dir", dataset=wildcards.dataset, split=split)
 
-    def results_root(self, wildcards=None) -> str:
-        return str(self.layout.root)
+    def exp_dir(self, name: str) -> Callable[[Any], str]:
+        """``wildcards -> folder`` ``name`` (``meshes_dir`` / ``poses_dir``) of the job's
+        experiment."""
+        return lambda wildcards: self.path(name, exp=wildcards.exp, dataset=wildcards.dataset)
+
+    def compare_params(self, wildcards) -> str:
+        """Params JSON of ``compare``: the dataset's name (the table's title)."""
+        return dumps({"dataset": {"name": wildcards.dataset}})
 
     def packed_inputs(self, dataset: str, split: str) -> dict[str, str]:
         """The packed split: annotations and the three LMDBs."""
@@ -300,7 +308,3 @@ def _check_prepare(params: str) -> None:
     from gsdf.stages.prepare import check
 
     check(json.loads(params))
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]

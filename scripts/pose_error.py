@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from gsdf.checkpoint import load_trained
 from gsdf.data import build_dataset
 from gsdf.data.pack import load_annotations
 from gsdf.eval.pose_error import evaluate_split, mean_offsets
-from gsdf.train import load_trained_model, read_checkpoint
 from gsdf.train.config import train_config
 from gsdf.train.run import dataset_options
 
@@ -33,8 +33,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model, experiment = load_trained_model(a.checkpoint, "cpu")
-    cfg = train_config(experiment, read_checkpoint(a.checkpoint).get("train") or {})
+    trained = load_trained(a.checkpoint, "cpu")
+    model, experiment = trained.model, trained.experiment
+    cfg = train_config(experiment, trained.train)
     options = dataset_options(experiment, cfg)
     options.update(kind="pose", train=False, augment=False)
 

@@ -11,13 +11,12 @@ folder holding ``results/``::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from gsdf.eval.metrics import sample_surface, view_extents
 from gsdf.geometry.mesh_io import MeshError, load_mesh
-from gsdf.paths import Layout
+from gsdf.paths import Layout, PredictionLayout, SplitLayout
 
 
 def main() -> None:
@@ -29,28 +28,28 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=5000, help="surface samples per mesh")
     a = p.parse_args()
     layout = Layout(a.results)
-    split_dir = layout.split_dir(dataset=a.dataset, split=a.split)
-    mesh_dir = Path(layout.mesh_hand(exp=a.exp, dataset=a.dataset, id="x")).parent
-    ids = sorted(f.name[: -len("_obj.ply")] for f in mesh_dir.glob("*_obj.ply"))
+    gt = SplitLayout(layout.split_dir(dataset=a.dataset, split=a.split))
+    mesh_dir = layout.meshes_dir(exp=a.exp, dataset=a.dataset)
+    pred = PredictionLayout(mesh_dir, layout.poses_dir(exp=a.exp, dataset=a.dataset))
+    ids = [sid for sid in gt.ids() if pred.mesh("obj", sid).exists()]
     if not ids:
         raise SystemExit(f"no meshes in {mesh_dir}; run `snakemake --cores all "
                          f"results/{a.exp}_{a.dataset}/metrics.csv` first")
     ratios: dict[str, list[tuple[float, float]]] = {"hand": [], "obj": []}
     skipped = 0
     for sid in ids:
-        for part, pred_path in (("hand", layout.mesh_hand(exp=a.exp, dataset=a.dataset, id=sid)),
-                                ("obj", layout.mesh_obj(exp=a.exp, dataset=a.dataset, id=sid))):
+        for part in ("hand", "obj"):
             try:
-                pred = load_mesh(pred_path)
-                gt = load_mesh(split_dir / f"mesh_{part}" / f"{sid}.ply")
+                pred_mesh = load_mesh(pred.mesh(part, sid))
+                gt_mesh = load_mesh(gt.mesh(part, sid))
             except (MeshError, OSError) as err:
                 print(f"skipped {sid} {part}: {err}")
                 skipped += 1
                 continue
-            gt_pts = sample_surface(gt, a.samples)
+            gt_pts = sample_surface(gt_mesh, a.samples)
             ray = gt_pts.mean(axis=0)
             d_gt, l_gt = view_extents(gt_pts, ray)
-            d_pr, l_pr = view_extents(sample_surface(pred, a.samples), ray)
+            d_pr, l_pr = view_extents(sample_surface(pred_mesh, a.samples), ray)
             ratios[part].append((d_pr / d_gt, l_pr / l_gt))
     print(f"{a.exp} on {a.dataset} ({a.split}): predicted / true extent, median over samples"
           f" ({skipped} meshes skipped)")

@@ -4,7 +4,8 @@ import subprocess
 
 from gsdf.cli import build_parser
 
-STAGES = ["synth", "sample_sdf", "pack", "train", "reconstruct", "evaluate", "compare"]
+STAGES = ["synth", "sample_sdf", "pack", "train_pose", "train_sdf", "reconstruct", "evaluate",
+          "compare"]
 
 
 def test_help_lists_stages_in_pipeline_order():
@@ -36,13 +37,13 @@ def assert_one_paragraph(proc: subprocess.CompletedProcess, *needles: str) -> No
 
 def test_user_errors_print_one_paragraph_without_traceback(tmp_path):
     """#25 item 9: config errors, missing files and bad checkpoints."""
-    train = ["train", "--data", str(tmp_path), "--checkpoint", str(tmp_path / "c.pt"),
+    train = ["train_sdf", "--data", str(tmp_path), "--checkpoint", str(tmp_path / "c.pt"),
              "--log-csv", str(tmp_path / "l.csv"), "--curves", str(tmp_path / "c.png")]
-    assert_one_paragraph(run_gsdf(*train), "gsdf train: --params is missing")
+    assert_one_paragraph(run_gsdf(*train), "gsdf train_sdf: --params is missing")
     (tmp_path / "m.json").write_text('{"ids": ["a"]}')
     recon = ["reconstruct", "--packed-dir", str(tmp_path), "--shard-manifest",
-             str(tmp_path / "m.json"), "--results", str(tmp_path), "--exp", "gsdf", "--dataset",
-             "synth", "--out", str(tmp_path / "o.json")]
+             str(tmp_path / "m.json"), "--meshes-dir", str(tmp_path / "meshes"),
+             "--poses-dir", str(tmp_path / "poses"), "--out", str(tmp_path / "o.json")]
     assert_one_paragraph(run_gsdf(*recon, "--checkpoint", str(tmp_path / "none.pt")),
                          "gsdf reconstruct:", "none.pt not found")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
@@ -73,7 +74,22 @@ def test_a_stage_removes_stale_temporaries_of_its_files_at_start(tmp_path):
                     "--annotations", str(tmp_path / "annotations.json"),
                     "--rgb-lmdb", str(tmp_path / "rgb.lmdb"),
                     "--sdf-hand-lmdb", str(tmp_path / "sdf_hand.lmdb"),
-                    "--sdf-obj-lmdb", str(tmp_path / "sdf_obj.lmdb"))
+                    "--sdf-obj-lmdb", str(tmp_path / "sdf_obj.lmdb"),
+                    "--skipped", str(tmp_path / "skipped.csv"))
     assert proc.returncode == 1 and "nowhere" in proc.stderr  # the job itself fails later
     assert not any(p.exists() for p in stale)
     assert other.exists()
+
+
+def test_every_subcommand_is_a_stage_module_with_its_contract():
+    """`gsdf X` == gsdf/stages/X.py with Inputs, Outputs and run (the stage contract)."""
+    import dataclasses
+    import importlib
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for stage in sub.choices:
+        module = importlib.import_module(f"gsdf.stages.{stage}")
+        assert dataclasses.is_dataclass(module.Inputs), stage
+        assert dataclasses.is_dataclass(module.Outputs), stage
+        assert callable(module.run), stage

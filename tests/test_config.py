@@ -183,3 +183,32 @@ def test_an_old_experiment_file_fails_naming_the_key_to_use(tmp_path, old, new):
     sweeps = {"new_x": {"base": "new", "train": {old: 64}}}
     with pytest.raises(ConfigError, match=rf"sweeps.new_x: 'train.{old}'.*'{new}'"):
         resolve_experiment({"sweeps": sweeps}, "new_x", experiments_dir=tmp_path)
+
+
+def test_a_non_editable_install_finds_the_schema(tmp_path):
+    """The wheel ships the config schema as package data; the installed package validates a
+    config from any folder."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    src, wheel_dir, target = tmp_path / "src", tmp_path / "wheel", tmp_path / "site"
+    shutil.copytree(repo / "gsdf", src / "gsdf",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # build outside the checkout
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", str(src), "-w", str(wheel_dir)], check=True, timeout=300,
+                   capture_output=True)
+    (wheel,) = wheel_dir.glob("gsdf-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, timeout=300, capture_output=True)
+    code = ("import gsdf.config as c; s = c.load_schema(); "
+            f"assert str(c.SCHEMA_PATH).startswith({str(target)!r}), c.SCHEMA_PATH; "
+            "print(sorted(s['properties'])[:3])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(target),
+                                                              "PATH": "/usr/bin:/bin"})
+    assert out.stdout.startswith("[")

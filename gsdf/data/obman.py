@@ -75,6 +75,11 @@ SEGM_OBJECT = 100
 # Split folders of the download for our splits (the reference trains on train/, tests on test/).
 SPLIT_FOLDERS = {"train": "train", "test": "test"}
 
+
+def raw_meta_dir(root: str | Path, split: str) -> Path:
+    """``{root}/{split}/meta``: the annotation pickles of a split of the ObMan download."""
+    return Path(root).expanduser() / SPLIT_FOLDERS[split] / "meta"
+
 LAYOUT = """  datasets.obman.root/            the ObMan download
     train/ rgb/00000000.jpg ... segm/00000000.png ... meta/00000000.pkl ...
     test/  (same)

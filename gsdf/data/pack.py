@@ -1,5 +1,6 @@
-"""Stage ``pack`` (the reference's "cocoify"): one split of the canonical layout plus its SDF
-shards -> ``annotations.json`` (COCO style) and three LMDB databases (:mod:`gsdf.data.lmdb_io`).
+"""Packing (stage ``pack``, the reference's "cocoify", run by :mod:`gsdf.stages.pack`): one split
+of the canonical layout plus its SDF shards -> ``annotations.json`` (COCO style) and three LMDB
+databases (:mod:`gsdf.data.lmdb_io`).
 
 ``annotations.json``::
 
@@ -23,13 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gsdf.config import from_dict, to_dict
 from gsdf.data.lmdb_io import (
     RGB_FORMAT,
     SDF_COLUMNS,
@@ -38,8 +38,9 @@ from gsdf.data.lmdb_io import (
     read_meta_info,
     write_lmdb,
 )
-from gsdf.geometry.sdf import load_shard, write_skipped
-from gsdf.utils.io import read_json, write_json
+from gsdf.data.sdf_shard import load_shard
+from gsdf.paths import SplitLayout
+from gsdf.utils.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +55,19 @@ META_SHAPES = {"cam_intr": (3, 3), "hand_joints_3d": (21, 3), "hand_pose": (48,)
 
 @dataclass
 class PackConfig:
-    """Config section ``pack``.
+    """Config section ``pack`` (science: what is stored). The LMDB write batch is a runtime
+    setting of the stage (``gsdf pack --batch``), not config.
 
     Attributes:
-        batch: values written per LMDB transaction.
         image_encoding: ``jpeg`` (store the JPEG bytes as they are) or ``raw`` (decoded uint8
             RGB, ~4x larger, no decoding when reading).
     """
 
-    batch: int = 256
     image_encoding: str = "jpeg"
 
     def __post_init__(self):
         if self.image_encoding not in ("jpeg", "raw"):
             raise ValueError(f"pack.image_encoding must be jpeg or raw, got {self.image_encoding}")
-        if self.batch < 1:
-            raise ValueError(f"pack.batch must be >= 1, got {self.batch}")
 
 
 def check_meta(meta: dict, where: str) -> None:
@@ -85,42 +83,8 @@ def check_meta(meta: dict, where: str) -> None:
             raise ValueError(f"{where}: meta key {key!r} has NaN or infinite values")
 
 
-def _read_image(path: Path) -> tuple[bytes, tuple[int, int]]:
-    import cv2
-
-    data = path.read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{path}: not a decodable image")
-    return data, (int(img.shape[0]), int(img.shape[1]))
-
-
-def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
-               sdf_shards: Sequence[str | Path], annotations: str | Path, rgb_lmdb: str | Path,
-               sdf_hand_lmdb: str | Path, sdf_obj_lmdb: str | Path, params: dict,
-               progress: bool = True) -> dict:
-    """Pack one split. Returns counts ``{"packed": S, "skipped": n}``.
-
-    Args:
-        split_dir: ``results/datasets/{dataset}/{split}`` (canonical layout).
-        manifests: the split's dataset shard manifests (``shards/shard_{k}.json``).
-        sdf_shards: the split's SDF shards (``sdf/{split}/shard_{k}.npz``).
-        annotations, rgb_lmdb, sdf_hand_lmdb, sdf_obj_lmdb: outputs.
-        params: job params (``pack`` and ``dataset`` sections).
-    Raises:
-        FileNotFoundError: the split folder is missing.
-        PackError: the databases written disagree with the annotations (a bug).
-    """
-    import cv2
-    from tqdm import tqdm
-
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise FileNotFoundError(f"split folder {split_dir} not found; run synth/prepare first")
-    cfg = from_dict(PackConfig, params.get("pack", {}), "pack")
-    dataset = params.get("dataset", {})
-    recon_scale = float(dataset.get("recon_scale", 7.0))
-
+def read_manifests(manifests: Sequence[str | Path]) -> tuple[list[str], list[dict]]:
+    """(ids in manifest order, samples the dataset stage skipped) of a split's shard manifests."""
     ids: list[str] = []
     skipped: list[dict] = []
     for m in manifests:
@@ -128,107 +92,130 @@ def pack_split(split_dir: str | Path, manifests: Sequence[str | Path],
         ids += [str(i) for i in man.get("ids", [])]
         skipped += [{"id": s.get("id"), "reason": f"dataset stage: {s.get('reason')}"}
                     for s in man.get("skipped", [])]
-    # Which ids have SDF samples, and how many rows (only the small arrays are read here).
-    sdf_rows: dict[str, tuple[int, int]] = {}
-    for path in sdf_shards:
-        with np.load(path, allow_pickle=False) as z:
-            hoff, ooff = z["hand_offsets"], z["obj_offsets"]
-            for i, sid in enumerate(z["ids"]):
-                sdf_rows[str(sid)] = (int(hoff[i + 1] - hoff[i]), int(ooff[i + 1] - ooff[i]))
+    return ids, skipped
 
-    records: list[tuple[str, dict, int, tuple[int, int]]] = []  # id, meta, jpeg bytes, (H, W)
-    for sid in tqdm(ids, desc=f"pack {split_dir.name}: check", disable=not progress):
-        try:
-            if sid not in sdf_rows:
-                raise ValueError("no SDF samples (skipped by sample_sdf, see its skipped csv)")
-            meta_path = split_dir / "meta" / f"{sid}.json"
-            meta = read_json(meta_path)
-            check_meta(meta, str(meta_path))
-            data, hw = _read_image(split_dir / "rgb" / f"{sid}.jpg")
-            records.append((sid, meta, len(data), hw))
-        except (ValueError, OSError) as err:
-            log.warning("skipping %s: %s", sid, err)
-            skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
-    keep = {r[0] for r in records}
 
-    # --- rgb.lmdb
-    def rgb_items() -> Iterator[tuple[str, bytes]]:
-        for sid, _, _, _ in tqdm(records, desc="pack rgb", disable=not progress):
-            data = (split_dir / "rgb" / f"{sid}.jpg").read_bytes()
-            if cfg.image_encoding == "raw":
-                img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-                data = np.ascontiguousarray(img).tobytes()
+def decode_jpeg(data: bytes, where: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR image of JPEG ``data``. Raises ``ValueError`` naming ``where``."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{where}: not a decodable image")
+    return img
+
+
+@dataclass
+class ImageRecord:
+    """What packing keeps of one image: its sample id and size (H, W)."""
+
+    id: str
+    size: tuple[int, int]
+
+
+def write_rgb_lmdb(path: str | Path, images: Iterable[tuple[str, Path]], total_bytes: int,
+                   num: int, encoding: str, skipped: list[dict], batch: int = 256
+                   ) -> tuple[list[ImageRecord], dict]:
+    """Write ``rgb.lmdb`` from ``(sample id, JPEG path)`` pairs, reading each file once.
+
+    A file that is missing or does not decode is left out and appended to ``skipped``.
+
+    Args:
+        total_bytes: upper bound of the bytes stored (sizes the map).
+        num: number of pairs.
+        encoding: ``jpeg`` (bytes as they are) or ``raw`` (decoded RGB, one size for all).
+        batch: values per LMDB transaction (runtime).
+    Returns:
+        (the images written, in order; the meta_info written).
+    Raises:
+        PackError: ``raw`` encoding with images of several sizes.
+    """
+    records: list[ImageRecord] = []
+    layout: dict = {"encoding": encoding, "dtype": "uint8", "channels": "RGB"}
+
+    def items() -> Iterator[tuple[str, bytes]]:
+        for sid, jpeg in images:
+            try:
+                data = Path(jpeg).read_bytes()
+                img = decode_jpeg(data, jpeg)
+            except (ValueError, OSError) as err:
+                log.warning("skipping %s: %s", sid, err)
+                skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
+                continue
+            size = (int(img.shape[0]), int(img.shape[1]))
+            if encoding == "raw":
+                if records and size != records[0].size:
+                    raise PackError(f"{path}: image_encoding raw needs one image size, found "
+                                    f"{records[0].size} and {size} ({jpeg})")
+                data = np.ascontiguousarray(img[:, :, ::-1]).tobytes()
+            records.append(ImageRecord(sid, size))
             yield sid, data
+        sizes = {r.size for r in records}
+        if len(sizes) == 1:  # meta_info is written after the items are consumed
+            layout["shape"] = list(next(iter(sizes))) + [3]
 
-    sizes = {r[3] for r in records}
-    image_size = list(next(iter(sizes))) if len(sizes) == 1 else None
-    if cfg.image_encoding == "raw" and image_size is None and records:
-        raise PackError(f"{split_dir}: image_encoding raw needs one image size, found {sizes}")
-    rgb_bytes = sum(r[2] if cfg.image_encoding == "jpeg" else r[3][0] * r[3][1] * 3
-                    for r in records)
-    layout = {"encoding": cfg.image_encoding, "dtype": "uint8", "channels": "RGB"}
-    if image_size is not None:
-        layout["shape"] = image_size + [3]
-    rgb_meta = write_lmdb(rgb_lmdb, rgb_items(), rgb_bytes, len(records),
-                          {"format": RGB_FORMAT, "layout": layout}, cfg.batch)
+    meta = write_lmdb(path, items(), total_bytes, num, {"format": RGB_FORMAT, "layout": layout},
+                      batch)
+    return records, meta
 
-    # --- sdf_hand.lmdb / sdf_obj.lmdb, streamed shard by shard
-    sdf_num: dict[str, dict[str, list[int]]] = {"hand": {}, "obj": {}}
-    for which, out in (("hand", sdf_hand_lmdb), ("obj", sdf_obj_lmdb)):
-        pos_num: list[int] = []
-        neg_num: list[int] = []
 
-        def sdf_items(which=which, pos_num=pos_num, neg_num=neg_num
-                      ) -> Iterator[tuple[str, bytes]]:
-            for path in tqdm(sdf_shards, desc=f"pack sdf_{which}", disable=not progress):
-                shard = load_shard(path, sets=(which,))
-                for i, sid in enumerate(shard.ids):
-                    if sid not in keep:
-                        continue
-                    s = shard.get(i, which)
-                    rows = np.empty((len(s.data), len(SDF_COLUMNS)), dtype=np.float32)
-                    rows[:, :5] = s.data
-                    rows[:, 5] = s.part
-                    pos_num.append(s.num_pos)
-                    neg_num.append(len(s.data) - s.num_pos)
-                    sdf_num[which][sid] = [pos_num[-1], neg_num[-1]]
-                    yield sid, rows.tobytes()
+def write_sdf_lmdb(path: str | Path, which: str, sdf_shards: Sequence[str | Path],
+                   keep: set[str], total_rows: int, recon_scale: float, batch: int = 256
+                   ) -> dict[str, list[int]]:
+    """Write ``sdf_{which}.lmdb`` (``which`` = hand | obj) from the SDF shards, streamed shard by
+    shard, for the ids in ``keep``. Returns ``id -> [pos_num, neg_num]``.
 
-        total = sum(sdf_rows[sid][0 if which == "hand" else 1] for sid in keep) * 4 * 6
-        layout = {"dtype": "float32", "columns": list(SDF_COLUMNS),
-                  "rows": "pos_num rows outside the mesh (sdf > 0), then neg_num rows inside",
-                  "frame": "hand frame: (p - wrist) * recon_scale / 2, distances scaled alike"}
-        info = {"format": SDF_FORMAT, "layout": layout, "dim": len(SDF_COLUMNS),
-                "recon_scale": recon_scale, "pos_num": pos_num, "neg_num": neg_num}
-        # pos_num/neg_num are filled while the items are consumed, before meta is written;
-        # they follow the LMDB's own key order (its "index").
-        written = write_lmdb(out, sdf_items(), total, len(keep), info, cfg.batch)
-        if set(written["keys"]) != keep:
-            raise PackError(f"{out}: keys disagree with the packed samples")
+    Raises:
+        PackError: the keys written disagree with ``keep``.
+    """
+    pos_num: list[int] = []
+    neg_num: list[int] = []
+    counts: dict[str, list[int]] = {}
 
-    images, anns = [], []
-    for i, (sid, meta, _, (h, w)) in enumerate(records):
-        images.append({"id": i, "sample_id": sid, "file_name": f"rgb/{sid}.jpg",
-                       "width": w, "height": h})
-        ann = {"id": i, "image_id": i, "category_id": 1, "sample_id": sid}
-        ann.update(meta)
-        ann["sdf_hand_num"] = sdf_num["hand"][sid]
-        ann["sdf_obj_num"] = sdf_num["obj"][sid]
-        anns.append(ann)
-    info = {"format": ANNOTATIONS_FORMAT, "dataset": dataset.get("name"),
-            "split": split_dir.name, "count": len(records), "recon_scale": recon_scale,
-            "image_size": image_size, "skipped": skipped,
-            "config": {"pack": to_dict(cfg), "dataset": dataset}}
-    coco = {"info": info, "images": images, "annotations": anns,
-            "categories": [{"id": 1, "name": "hand_object"}]}
-    write_skipped(Path(annotations).parent / "skipped.csv", skipped)
-    write_json(annotations, coco, indent=None)
-    if rgb_meta["count"] != len(records):
-        raise PackError(f"{rgb_lmdb}: {rgb_meta['count']} images for {len(records)} samples")
-    counts = {"packed": len(records), "skipped": len(skipped)}
-    log.info("pack %s: %d samples packed, %d skipped", split_dir, counts["packed"],
-             counts["skipped"])
+    def items() -> Iterator[tuple[str, bytes]]:
+        for shard_path in sdf_shards:
+            shard = load_shard(shard_path, sets=(which,))
+            for i, sid in enumerate(shard.ids):
+                if sid not in keep:
+                    continue
+                s = shard.get(i, which)
+                rows = np.empty((len(s.data), len(SDF_COLUMNS)), dtype=np.float32)
+                rows[:, :5] = s.data
+                rows[:, 5] = s.part
+                pos_num.append(s.num_pos)
+                neg_num.append(len(s.data) - s.num_pos)
+                counts[sid] = [pos_num[-1], neg_num[-1]]
+                yield sid, rows.tobytes()
+
+    layout = {"dtype": "float32", "columns": list(SDF_COLUMNS),
+              "rows": "pos_num rows outside the mesh (sdf > 0), then neg_num rows inside",
+              "frame": "hand frame: (p - wrist) * recon_scale / 2, distances scaled alike"}
+    info = {"format": SDF_FORMAT, "layout": layout, "dim": len(SDF_COLUMNS),
+            "recon_scale": recon_scale, "pos_num": pos_num, "neg_num": neg_num}
+    # pos_num/neg_num are filled while the items are consumed, before meta is written;
+    # they follow the LMDB's own key order (its "index").
+    written = write_lmdb(path, items(), total_rows * 4 * len(SDF_COLUMNS), len(keep), info,
+                         batch)
+    if set(written["keys"]) != keep:
+        raise PackError(f"{path}: keys disagree with the packed samples")
     return counts
+
+
+def coco_annotations(layout: SplitLayout, records: Sequence[ImageRecord], metas: dict[str, dict],
+                     sdf_num: dict[str, dict[str, list[int]]], info: dict) -> dict:
+    """The ``annotations.json`` dict (format in the module docstring) of the packed samples."""
+    images, anns = [], []
+    for i, rec in enumerate(records):
+        h, w = rec.size
+        images.append({"id": i, "sample_id": rec.id, "file_name": layout.relative("rgb", rec.id),
+                       "width": w, "height": h})
+        ann = {"id": i, "image_id": i, "category_id": 1, "sample_id": rec.id}
+        ann.update(metas[rec.id])
+        ann["sdf_hand_num"] = sdf_num["hand"][rec.id]
+        ann["sdf_obj_num"] = sdf_num["obj"][rec.id]
+        anns.append(ann)
+    return {"info": info, "images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "hand_object"}]}
 
 
 def load_annotations(packed_dir: str | Path) -> dict:
@@ -276,5 +263,6 @@ def check_database(packed_dir: str | Path, name: str, coco: dict) -> dict:
     return meta
 
 
-__all__ = ["ANNOTATIONS_FORMAT", "PackConfig", "check_database", "check_meta",
-           "load_annotations", "pack_split"]
+__all__ = ["ANNOTATIONS_FORMAT", "ImageRecord", "PackConfig", "check_database", "check_meta",
+           "coco_annotations", "decode_jpeg", "load_annotations", "read_manifests",
+           "write_rgb_lmdb", "write_sdf_lmdb"]

@@ -1,4 +1,5 @@
-"""The ``compare`` stage: every experiment of a dataset side by side, as in the paper's tables.
+"""Comparison tables (stage ``compare``, run by :mod:`gsdf.stages.compare`): every experiment of
+a dataset side by side, as in the paper's tables.
 
 Columns (gSDF paper, Tables 5 and 6): CDh and CDo are the *median* Chamfer distances (cm^2);
 F-scores, hand joint error Eh and object centre error Eo (cm) are means, as the reference's
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gsdf.utils.io import atomic_path, write_text  # noqa: E402
+from gsdf.utils.io import atomic_path  # noqa: E402
 
 # (paper column, metrics.csv column, direction: +1 higher is better, -1 lower is better)
 PAPER_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -117,14 +118,3 @@ def bar_chart(table: pd.DataFrame, dataset: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-
-
-def run_compare(metrics: Mapping[str, str | Path], dataset: str, csv_path: str | Path,
-                md_path: str | Path, plot_path: str | Path) -> pd.DataFrame:
-    """The stage: write ``{dataset}_comparison.csv``, ``.md`` and ``.png``."""
-    table = comparison_table(metrics)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    write_text(md_path, markdown_table(table, dataset))
-    bar_chart(table, dataset, plot_path)
-    return table

@@ -1,4 +1,5 @@
-"""The ``evaluate`` stage: per-sample metrics of the published protocol and their summary.
+"""Evaluation (stage ``evaluate``, run by :mod:`gsdf.stages.evaluate`): per-sample metrics of
+the published protocol and their summary.
 
 For every test sample (DESIGN.md section 11, the reference's ``tools/eval.py`` and
 ``tools/eval_contact.py``):
@@ -54,7 +55,7 @@ from gsdf.eval.metrics import (
     surface_metrics,
 )
 from gsdf.geometry.mesh_io import MeshError, load_mesh
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout, SplitLayout
 from gsdf.utils.io import atomic_path, read_json
 
 # Per-sample metric columns (units in the names), in the order of the paper's tables.
@@ -286,19 +287,17 @@ def test_ids(dataset_shards: Iterable[str | Path]) -> list[str]:
     return ids
 
 
-def sample_paths(layout: Layout, exp: str, dataset: str, ids: Sequence[str],
-                 split: str = "test") -> list[SamplePaths]:
-    """Prediction and ground-truth paths of ``ids`` (canonical layout, docs/architecture.md)."""
-    split_dir = layout.split_dir(dataset=dataset, split=split)
-    return [SamplePaths(
-        id=i,
-        pred_hand=layout.mesh_hand(exp=exp, dataset=dataset, id=i),
-        pred_obj=layout.mesh_obj(exp=exp, dataset=dataset, id=i),
-        pred_pose=layout.pose_pred(exp=exp, dataset=dataset, id=i),
-        gt_hand=split_dir / "mesh_hand" / f"{i}.ply",
-        gt_obj=split_dir / "mesh_obj" / f"{i}.ply",
-        gt_meta=split_dir / "meta" / f"{i}.json",
-    ) for i in ids]
+def sample_paths(gt: SplitLayout, pred: PredictionLayout, ids: Sequence[str]
+                 ) -> list[SamplePaths]:
+    """Prediction and ground-truth paths of ``ids``.
+
+    Args:
+        gt: the ground-truth split (canonical layout, docs/architecture.md).
+        pred: the experiment's reconstructions.
+    """
+    return [SamplePaths(id=i, pred_hand=pred.mesh("hand", i), pred_obj=pred.mesh("obj", i),
+                        pred_pose=pred.pose(i), gt_hand=gt.mesh("hand", i),
+                        gt_obj=gt.mesh("obj", i), gt_meta=gt.meta(i)) for i in ids]
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
@@ -306,95 +305,74 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def run_evaluate(results: str | Path, exp: str, dataset: str, dataset_shards: Sequence[str],
-                 recon_shards: Sequence[str], params: dict, per_sample_csv: str | Path,
-                 metrics_csv: str | Path, renders: Sequence[str | Path] = (),
-                 threads: int = 1, gallery: str | Path | None = None) -> pd.DataFrame:
-    """The stage: evaluate every test id, write both CSVs and the best/median/worst renders.
+@dataclasses.dataclass
+class ReconstructNotes:
+    """What the ``reconstruct`` manifests say about samples, by id: the fields without a zero
+    crossing (``"hand,obj"``), roots not solved (``hand_frame: predicted``) and samples an
+    earlier stage skipped (with its reason)."""
 
-    Args:
-        results: results root.
-        exp, dataset: experiment and dataset names.
-        dataset_shards: the test split's shard manifests (the ids to evaluate).
-        recon_shards: the ``reconstruct`` shard manifests (their ``no_surface`` ids are reported).
-        params: resolved params (``evaluate`` section, ``dataset``); see :class:`EvalConfig`.
-        per_sample_csv, metrics_csv: outputs.
-        renders: output PNGs ``best``, ``median``, ``worst`` (in this order), or none.
-        threads: worker processes.
-        gallery: output PNG of six samples spread over the hand-Chamfer ranking, or None.
+    no_surface: dict[str, str]
+    no_root: dict[str, str]
+    upstream: dict[str, str]
 
-    Returns:
-        the one-row summary.
-    """
-    cfg = from_dict(EvalConfig, _eval_section(params))
-    layout = Layout(results)
-    ids = test_ids(dataset_shards)
-    if not ids:
-        raise EvaluationError(f"the test split of {dataset!r} is empty (shard manifests: "
-                              f"{list(dataset_shards)}); rerun its synth/prepare stage")
-    no_surface: dict[str, str] = {}
-    no_root: dict[str, str] = {}
-    upstream: dict[str, str] = {}
+
+def reconstruct_notes(recon_shards: Iterable[str | Path]) -> ReconstructNotes:
+    """:class:`ReconstructNotes` of the ``reconstruct`` shard manifests."""
+    notes = ReconstructNotes({}, {}, {})
     for path in recon_shards:
         manifest = read_json(path)
         for item in manifest.get("no_surface", []):
-            no_surface[str(item["id"])] = ",".join(item.get("fields", []))
-        for item in manifest.get("no_root", []):  # reconstruct.hand_frame: predicted
-            no_root[str(item["id"])] = str(item.get("reason", ""))
+            notes.no_surface[str(item["id"])] = ",".join(item.get("fields", []))
+        for item in manifest.get("no_root", []):
+            notes.no_root[str(item["id"])] = str(item.get("reason", ""))
         for sid in manifest.get("missing", []):  # manifests written before skipped_upstream
-            upstream.setdefault(str(sid), "not in the packed split")
+            notes.upstream.setdefault(str(sid), "not in the packed split")
         for item in manifest.get("skipped_upstream", []):
-            upstream[str(item["id"])] = str(item.get("reason", ""))
-    # Samples an earlier stage skipped fail with its reason; a prediction file left for them by
-    # an older run is never scored.
-    scored = [i for i in ids if i not in upstream]
-    per_sample = evaluate_samples(sample_paths(layout, exp, dataset, scored), cfg, threads) \
-        if scored else pd.DataFrame(columns=["id", "failed", "reason", *metric_columns(cfg)])
-    if scored and per_sample["reason"].str.startswith("ground truth:").all():
-        raise EvaluationError(
-            f"no ground truth of any test sample of {dataset!r} could be read (first: "
-            f"{per_sample['reason'].iloc[0]}); rerun its synth/prepare stage")
+            notes.upstream[str(item["id"])] = str(item.get("reason", ""))
+    return notes
+
+
+def add_reasons(per_sample: pd.DataFrame, notes: ReconstructNotes) -> None:
+    """Prefix the ``reason`` of samples ``reconstruct`` could not mesh or place, in place."""
     for i, row in per_sample.iterrows():
-        if row["id"] in no_surface:
-            per_sample.at[i, "reason"] = (f"no zero crossing ({no_surface[row['id']]}); "
+        if row["id"] in notes.no_surface:
+            per_sample.at[i, "reason"] = (f"no zero crossing ({notes.no_surface[row['id']]}); "
                                           + row["reason"]).rstrip("; ")
-        if row["id"] in no_root:
-            per_sample.at[i, "reason"] = (f"root not solved ({no_root[row['id']]}); "
+        if row["id"] in notes.no_root:
+            per_sample.at[i, "reason"] = (f"root not solved ({notes.no_root[row['id']]}); "
                                           + per_sample.at[i, "reason"]).rstrip("; ")
+
+
+def with_upstream(per_sample: pd.DataFrame, ids: Sequence[str],
+                  upstream: dict[str, str]) -> pd.DataFrame:
+    """``per_sample`` (the scored samples) plus a failed row per sample an earlier stage
+    skipped (``skipped upstream: <reason>``; a prediction an older run left is never scored),
+    in the order of ``ids``."""
     skipped = pd.DataFrame([{"id": i, "failed": True, "reason": f"skipped upstream: {upstream[i]}"}
                             for i in ids if i in upstream], columns=per_sample.columns)
     order = {sid: k for k, sid in enumerate(ids)}
-    per_sample = pd.concat([df for df in (per_sample, skipped) if len(df)] or [per_sample],
-                           ignore_index=True)
-    per_sample = per_sample.sort_values("id", key=lambda c: c.map(order), kind="stable")
-    per_sample = per_sample.reset_index(drop=True)
-    per_sample["failed"] = per_sample["failed"].astype(bool)
+    out = pd.concat([df for df in (per_sample, skipped) if len(df)] or [per_sample],
+                    ignore_index=True)
+    out = out.sort_values("id", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    out["failed"] = out["failed"].astype(bool)
+    return out
+
+
+def summary_of(per_sample: pd.DataFrame, ids: Sequence[str], notes: ReconstructNotes
+               ) -> pd.DataFrame:
+    """:func:`summarize` with the counts ``num_skipped_upstream`` and ``num_no_surface``
+    (evaluated + failed + skipped upstream = samples)."""
     summary = summarize(per_sample)
-    num_upstream = len(set(upstream) & set(ids))
-    # evaluated + failed + skipped upstream = samples
+    num_upstream = len(set(notes.upstream) & set(ids))
     summary["num_failed"] = int(summary["num_failed"].iloc[0]) - num_upstream
     summary.insert(3, "num_skipped_upstream", num_upstream)
-    summary.insert(4, "num_no_surface", len(set(no_surface) & set(ids)))
-    write_csv(per_sample_csv, per_sample)
-    write_csv(metrics_csv, summary)
-    if renders:
-        from gsdf.eval.render import render_ranked
-
-        render_ranked(per_sample, layout, exp, dataset, [Path(p) for p in renders],
-                      keep_largest=cfg.largest_component)
-    if gallery:
-        from gsdf.eval.render import render_gallery
-
-        render_gallery(per_sample, layout, exp, dataset, Path(gallery),
-                       keep_largest=cfg.largest_component)
+    summary.insert(4, "num_no_surface", len(set(notes.no_surface) & set(ids)))
     return summary
 
-
-def _eval_section(params: dict) -> dict:
+def eval_config(params: dict) -> EvalConfig:
+    """:class:`EvalConfig` from a job's params (section ``evaluate``)."""
     section = dict(params.get("evaluate", {}))
-    section.pop("renders", None)
     for key in ("hand_thresholds_mm", "obj_thresholds_mm"):
         if key in section:
             section[key] = tuple(section[key])
-    return section
-
+    return from_dict(EvalConfig, section, "evaluate")

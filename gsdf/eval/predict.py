@@ -199,8 +199,8 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu",
         PredictInputError: missing, unreadable, unfinished, or of a model without a pose
             network.
     """
+    from gsdf.checkpoint import CheckpointError, load_trained_model, read_checkpoint
     from gsdf.config import ConfigError
-    from gsdf.train import CheckpointError, load_trained_model, read_checkpoint
 
     path = checkpoint_path(checkpoint)
     try:

@@ -1,4 +1,5 @@
-"""The ``reconstruct`` stage: a trained model -> meshes and poses of one test shard.
+"""Reconstruction (stage ``reconstruct``, run by :mod:`gsdf.stages.reconstruct`): a trained
+model -> meshes and poses of test samples.
 
 Per test image (DESIGN.md section 10): encode once, query the hand and object decoders on the
 grid (coarse-to-fine by default, see :mod:`gsdf.geometry.meshing`), marching cubes per field,
@@ -20,24 +21,23 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gsdf.config import ConfigError, from_dict
 from gsdf.geometry.mesh_io import save_mesh
 from gsdf.geometry.meshing import MeshingConfig, hand_to_camera, mesh_fields
-from gsdf.paths import Layout
-from gsdf.utils.io import read_json, write_json
+from gsdf.paths import MESH_PARTS, PredictionLayout
+from gsdf.utils.io import write_json
 
 log = logging.getLogger("gsdf.reconstruct")
 
 
 @dataclasses.dataclass(frozen=True)
 class ReconstructConfig:
-    """Config section ``reconstruct`` (see ``workflow/schemas/config.schema.yaml``).
+    """Config section ``reconstruct`` (see ``gsdf/schemas/config.schema.yaml``). Points per
+    decoder call and the precision are runtime settings of the stage, not config.
 
     Attributes:
         mode: ``coarse_to_fine`` (default) or ``dense`` (the reference's two dense passes).
@@ -45,7 +45,6 @@ class ReconstructConfig:
         fit_cube: second grid over the inside nodes' bounding cube (the reference).
         lipschitz: assumed Lipschitz constant of the learned fields (safety margin >= 1).
         coarse_stride: first coarse-to-fine block size, voxels (power of 2).
-        point_batch_size: points per decoder call.
         refine: coarse-to-fine refinement rule, ``lipschitz`` (certified) or ``sign``
             (follow sign changes, for learned fields flat near zero; see
             :mod:`gsdf.geometry.meshing`).
@@ -59,7 +58,6 @@ class ReconstructConfig:
     fit_cube: bool = True
     lipschitz: float = 1.4
     coarse_stride: int = 8
-    point_batch_size: int = 65536
     refine: str = "lipschitz"
     hand_frame: str = "ground_truth"
 
@@ -70,10 +68,11 @@ class ReconstructConfig:
             raise ValueError(f"reconstruct.hand_frame must be one of {list(HAND_FRAMES)}, got "
                              f"{self.hand_frame!r}")
 
-    def meshing(self) -> MeshingConfig:
+    def meshing(self, point_batch_size: int = 65536) -> MeshingConfig:
+        """The meshing settings; ``point_batch_size`` (points per decoder call) is runtime."""
         return MeshingConfig(mode=self.mode, resolution=self.resolution, fit_cube=self.fit_cube,
                              lipschitz=self.lipschitz, coarse_stride=self.coarse_stride,
-                             batch_size=self.point_batch_size, refine=self.refine)
+                             batch_size=point_batch_size, refine=self.refine)
 
 
 def _first(x: Any) -> Any:
@@ -157,8 +156,10 @@ def decoder_field(model: Any, state: Any, branch: str, device: torch.device,
 
 
 def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructConfig,
-                       device: torch.device, precision: str = "fp32") -> dict[str, Any]:
-    """Meshes (camera space, metres) and poses of one batch-of-one.
+                       device: torch.device, precision: str = "fp32",
+                       point_batch_size: int = 65536) -> dict[str, Any]:
+    """Meshes (camera space, metres) and poses of one batch-of-one. ``precision`` and
+    ``point_batch_size`` (points per decoder call) are runtime settings.
 
     Returns:
         ``{"meshes": {branch: (V, F) or None}, "pose": {...}, "num_queries": {...},
@@ -168,10 +169,10 @@ def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructCon
     with torch.inference_mode():
         state = model.encode(batch)
         pose = model.predict_pose(state)
-    fields = {b: decoder_field(model, state, b, device, cfg.point_batch_size, precision)
+    fields = {b: decoder_field(model, state, b, device, point_batch_size, precision)
               for b in _branches(model)}
     # The meshing driver hands whole level sets of nodes to a field; the field batches them.
-    meshing = dataclasses.replace(cfg.meshing(), batch_size=max(cfg.point_batch_size, 1 << 22))
+    meshing = cfg.meshing(max(point_batch_size, 1 << 22))
     result = mesh_fields(fields, meshing)
     wrist, recon_scale = _frame(state, batch)
     meshes = {}
@@ -185,8 +186,7 @@ def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructCon
             "dense_queries": result.dense_queries}
 
 
-def remove_previous_outputs(layout: Layout, exp: str, dataset_name: str,
-                            ids: Sequence[str]) -> int:
+def remove_previous_outputs(out: PredictionLayout, ids: Sequence[str]) -> int:
     """Delete the meshes and poses an earlier run of this shard wrote for ``ids`` (and stale
     temporaries of killed writers), so a sample skipped now is never scored with an older
     model's prediction. Returns the number of files removed."""
@@ -195,9 +195,7 @@ def remove_previous_outputs(layout: Layout, exp: str, dataset_name: str,
     removed = 0
     outputs = []
     for sid in ids:
-        for path in (layout.mesh_hand(exp=exp, dataset=dataset_name, id=sid),
-                     layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid),
-                     layout.pose_pred(exp=exp, dataset=dataset_name, id=sid)):
+        for path in (out.mesh("hand", sid), out.mesh("obj", sid), out.pose(sid)):
             outputs.append(path)
             if path.exists():
                 path.unlink()
@@ -205,25 +203,57 @@ def remove_previous_outputs(layout: Layout, exp: str, dataset_name: str,
     return removed + len(remove_stale_temporaries(outputs))
 
 
-def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: Layout, exp: str,
-                        dataset_name: str, cfg: ReconstructConfig,
-                        device: torch.device | str = "cpu",
-                        upstream: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Reconstruct ``ids`` of ``dataset`` (items keyed by ``dataset.ids``) and write the files.
+def _predicted_frame(model: Any, batch: dict[str, Any], bones: Any
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``batch`` with the hand frame from the model's pose network and the root solver, and the
+    ``root`` / ``root_err_cm`` (to the annotated wrist) of the pose file. Raises
+    ``RootSolveError``."""
+    from gsdf.eval.hand_frame import with_predicted_frame
 
-    The shard's earlier outputs are removed first (:func:`remove_previous_outputs`).
+    gt_wrist = _first(_video_middle(batch["hand_center_3d"], batch.get("frame_pos")))
+    batch, sols = with_predicted_frame(model, batch, bones)
+    return batch, {"root": sols[0].root,
+                   "root_err_cm": float(np.linalg.norm(sols[0].root - gt_wrist) * 100.0)}
+
+
+def _write_sample(out: PredictionLayout, sid: str, result: dict[str, Any],
+                  frame: dict[str, Any]) -> list[str]:
+    """Write a sample's meshes and pose file; returns the fields without a zero crossing."""
+    empty = []
+    for branch in MESH_PARTS:
+        path = out.mesh(branch, sid)
+        mesh = result["meshes"].get(branch)
+        if mesh is None:
+            path.unlink(missing_ok=True)  # never leave a stale mesh of an earlier run
+            if branch in result["meshes"]:
+                empty.append(branch)
+        else:
+            save_mesh(path, mesh[0], mesh[1])
+    write_json(out.pose(sid), {**result["pose"], **frame})
+    return empty
+
+
+def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], out: PredictionLayout,
+                        cfg: ReconstructConfig, device: torch.device | str = "cpu",
+                        upstream: Mapping[str, str] | None = None,
+                        point_batch_size: int = 65536) -> dict[str, Any]:
+    """Reconstruct ``ids`` of ``dataset`` (items keyed by ``dataset.ids``) and write their meshes
+    and poses where ``out`` says. The shard's earlier outputs are removed first
+    (:func:`remove_previous_outputs`).
 
     Args:
         upstream: reasons of the ids an earlier stage skipped (the packed split's
             ``info.skipped``), reported for the ids missing from ``dataset``.
+        point_batch_size: points per decoder call (runtime: memory only).
 
     Returns:
         the shard manifest: ``done`` (ids with every field meshed), ``no_surface``
         (``{"id", "fields"}`` for fields without a zero crossing), ``missing`` (ids not in the
         packed split) and ``skipped_upstream`` (``{"id", "reason"}`` of the same ids),
-        per-sample ``stats`` (seconds, decoder queries) and totals.
+        ``no_root`` (``hand_frame: predicted`` only), per-sample ``stats`` (seconds, decoder
+        queries) and totals.
     """
-    from gsdf.eval.hand_frame import hand_bones, pose_network, with_predicted_frame
+    from gsdf.eval.hand_frame import hand_bones, pose_network
     from gsdf.hand.root import RootSolveError
 
     device = torch.device(device)
@@ -238,7 +268,7 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
                                 "skipped_upstream": [], "stats": {}}
     if predicted:
         manifest["no_root"] = []
-    remove_previous_outputs(layout, exp, dataset_name, ids)
+    remove_previous_outputs(out, ids)
     for sid in ids:
         if sid not in index:
             reason = upstream.get(sid, "not in the packed split")
@@ -248,108 +278,36 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], layout: La
             continue
         start = time.perf_counter()
         batch = _collate(dataset[index[sid]], device)
-        paths = {"hand": layout.mesh_hand(exp=exp, dataset=dataset_name, id=sid),
-                 "obj": layout.mesh_obj(exp=exp, dataset=dataset_name, id=sid)}
         frame: dict[str, Any] = {}
         if predicted:
-            gt_wrist = _first(_video_middle(batch["hand_center_3d"],
-                                            batch.get("frame_pos")))
             try:
-                batch, sols = with_predicted_frame(model, batch, bones)
+                batch, frame = _predicted_frame(model, batch, bones)
             except RootSolveError as err:
                 manifest["no_root"].append({"id": sid, "reason": str(err)})
                 log.warning("%s: root not solved (%s); skipped", sid, err)
-                for path in (*paths.values(), layout.pose_pred(exp=exp, dataset=dataset_name,
-                                                               id=sid)):
-                    path.unlink(missing_ok=True)  # no stale outputs of an earlier run
-                continue
-            frame = {"root": sols[0].root,
-                     "root_err_cm": float(np.linalg.norm(sols[0].root - gt_wrist) * 100.0)}
-        out = reconstruct_sample(model, batch, cfg, device)
-        empty = []
-        for branch, path in paths.items():
-            mesh = out["meshes"].get(branch)
-            if mesh is None:
-                path.unlink(missing_ok=True)  # never leave a stale mesh of an earlier run
-                if branch in out["meshes"]:
-                    empty.append(branch)
-            else:
-                save_mesh(path, mesh[0], mesh[1])
-        write_json(layout.pose_pred(exp=exp, dataset=dataset_name, id=sid),
-                   {**out["pose"], **frame})
+                continue  # its earlier outputs are gone (remove_previous_outputs)
+        result = reconstruct_sample(model, batch, cfg, device,
+                                    point_batch_size=point_batch_size)
+        empty = _write_sample(out, sid, result, frame)
         if empty:
             manifest["no_surface"].append({"id": sid, "fields": empty})
             log.warning("%s: no zero crossing in the %s field(s); no mesh", sid, empty)
         else:
             manifest["done"].append(sid)
         manifest["stats"][sid] = {"seconds": round(time.perf_counter() - start, 3),
-                                  "queries": out["num_queries"], **frame}
-        manifest["stats"][sid].pop("root", None)
+                                  "queries": result["num_queries"],
+                                  **{k: v for k, v in frame.items() if k != "root"}}
+    _add_totals(manifest, len(ids), predicted)
+    return manifest
+
+
+def _add_totals(manifest: dict[str, Any], num_samples: int, predicted: bool) -> None:
+    """Counts, total seconds and decoder queries (and the median root error) of a manifest."""
     stats = manifest["stats"].values()
-    manifest["num_samples"] = len(ids)
+    manifest["num_samples"] = num_samples
     manifest["num_no_surface"] = len(manifest["no_surface"])
     if predicted:
         errs = [s["root_err_cm"] for s in stats]
         manifest["root_err_cm_median"] = float(np.median(errs)) if errs else None
     manifest["total_queries"] = int(sum(sum(s["queries"].values()) for s in stats))
     manifest["total_seconds"] = round(float(sum(s["seconds"] for s in stats)), 3)
-    return manifest
-
-
-def run_reconstruct(checkpoint: str | Path, packed_dir: str | Path, shard_manifest: str | Path,
-                    results: str | Path, exp: str, dataset: str, out_manifest: str | Path,
-                    params: Mapping[str, Any], device: str | None = None,
-                    threads: int | None = None) -> dict[str, Any]:
-    """The stage: load the trained model, reconstruct the shard's ids, write the manifest.
-
-    Args:
-        checkpoint: the experiment's final ``checkpoint.pt``.
-        packed_dir: the packed test split (``results/{dataset}/test``).
-        shard_manifest: the dataset's test shard manifest (``{"ids": [...]}``).
-        results: results root; exp, dataset: names.
-        out_manifest: ``results/{exp}_{dataset}/reconstruct/shard_{k}.json``.
-        params: ``{"experiment", "dataset", "reconstruct"}`` (``Pipeline.experiment_params``).
-        device: ``cpu`` / ``cuda`` / ``None`` (GPU if available).
-        threads: torch intra-op threads.
-    """
-    from gsdf.data import build_dataset
-    from gsdf.models.hand_model import HAND_MODELS, hand_asset_kind, load_hand_asset
-    from gsdf.train import load_trained_model, read_checkpoint
-    from gsdf.train.config import train_config
-    from gsdf.train.run import dataset_options
-
-    cfg = from_dict(ReconstructConfig, params.get("reconstruct"), "reconstruct")
-    if threads:
-        torch.set_num_threads(int(threads))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    ids = [str(i) for i in read_json(shard_manifest).get("ids", [])]
-    context = {}
-    if (params.get("experiment") or {}).get("model") in HAND_MODELS:
-        context["hand_asset"] = load_hand_asset(params.get("hand"), dataset)
-    # Refuse a checkpoint of another model or other model_args than this experiment's (e.g.
-    # gf's checkpoint copied over gsdf's would be meshed and scored as gsdf).
-    model, experiment = load_trained_model(checkpoint, device, expect=params.get("experiment"),
-                                           **context)
-    trained_hand = (experiment.get("hand") or {}).get("asset")
-    wanted = hand_asset_kind(params.get("hand"), dataset)
-    if context and trained_hand and trained_hand != wanted:
-        raise ConfigError(f"{checkpoint} was trained with the {trained_hand} hand, but the "
-                          f"config's hand section gives the {wanted} one; retrain or restore "
-                          f"the hand settings it was trained with")
-    # The image size etc. the run trained with (the checkpoint keeps its resolved train config).
-    trained = read_checkpoint(checkpoint).get("train") or {}
-    options = dataset_options(experiment, train_config(experiment, trained))
-    options.update(train=False, augment=False)
-    data = build_dataset(packed_dir, **options)
-    from gsdf.data.pack import load_annotations
-
-    upstream = {str(s.get("id")): str(s.get("reason"))
-                for s in load_annotations(packed_dir)["info"].get("skipped", [])}
-    manifest = reconstruct_samples(model, data, ids, Layout(results), exp, dataset, cfg, device,
-                                   upstream)
-    manifest["config"] = {"reconstruct": dataclasses.asdict(cfg), "checkpoint": str(checkpoint)}
-    write_json(out_manifest, manifest)
-    log.info("%s: %d samples, %d meshed, %d without zero crossing, %.1f s, %d decoder queries",
-             out_manifest, len(ids), len(manifest["done"]), manifest["num_no_surface"],
-             manifest["total_seconds"], manifest["total_queries"])
-    return manifest

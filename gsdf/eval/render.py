@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from gsdf.eval.metrics import largest_component
 from gsdf.geometry.mesh_io import MeshError, load_mesh
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout, SplitLayout
 from gsdf.utils.io import atomic_path
 
 HAND_RGB = np.array([224, 172, 140], dtype=np.float64)
@@ -172,33 +172,40 @@ def ranked_ids(per_sample: pd.DataFrame, column: str = "chamfer_hand_cm2") -> di
             "worst": order.iloc[-1]["id"]}
 
 
-def render_ranked(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
-                  outputs: Sequence[Path], split: str = "test", size: int = 256,
+def _panel(gt: SplitLayout, pred: PredictionLayout, sid: str, title: str, size: int,
+           keep_largest: bool) -> Image.Image:
+    """:func:`sample_panel` of sample ``sid``: ground truth from ``gt``, prediction from
+    ``pred``."""
+    return sample_panel(gt.rgb(sid), (gt.mesh("hand", sid), gt.mesh("obj", sid)),
+                        (pred.mesh("hand", sid), pred.mesh("obj", sid)), title, size,
+                        keep_largest)
+
+
+def render_ranked(per_sample: pd.DataFrame, gt: SplitLayout, pred: PredictionLayout,
+                  label: str, outputs: Sequence[Path], size: int = 256,
                   keep_largest: bool = False) -> None:
     """Write the best / median / worst panels (by hand Chamfer) to ``outputs`` (3 PNGs).
 
-    With no evaluated sample, each PNG says so instead. ``keep_largest``: as
-    :func:`sample_panel`.
+    Args:
+        gt: the ground-truth split; pred: the experiment's predictions.
+        label: title prefix, e.g. ``"gsdf on synth"``.
+        keep_largest: as :func:`sample_panel`.
+
+    With no evaluated sample, each PNG says so instead.
     """
     if len(outputs) != 3:
         raise ValueError(f"expected 3 render outputs (best, median, worst), got {len(outputs)}")
     ranked = ranked_ids(per_sample)
-    split_dir = layout.split_dir(dataset=dataset, split=split)
     for which, out in zip(("best", "median", "worst"), outputs, strict=True):
         if which in ranked:
             sid = ranked[which]
             row = per_sample[per_sample["id"] == sid].iloc[0]
-            title = f"{exp} on {dataset}: {which} sample {sid}, CD hand " \
+            title = f"{label}: {which} sample {sid}, CD hand " \
                     f"{row['chamfer_hand_cm2']:.3f} cm^2"
-            panel = sample_panel(
-                split_dir / "rgb" / f"{sid}.jpg",
-                (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
-                (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
-                 layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
-                title, size, keep_largest)
+            panel = _panel(gt, pred, sid, title, size, keep_largest)
         else:
             panel = Image.new("RGB", (5 * size, size), "white")
-            ImageDraw.Draw(panel).text((10, 10), f"{exp} on {dataset}: no evaluated sample",
+            ImageDraw.Draw(panel).text((10, 10), f"{label}: no evaluated sample",
                                        fill="black")
         with atomic_path(out) as tmp:
             panel.save(tmp, format="PNG")
@@ -221,24 +228,18 @@ def gallery_ids(per_sample: pd.DataFrame, rows: int = 6,
     return picked
 
 
-def render_gallery(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: str,
-                   out: Path, rows: int = 6, split: str = "test", size: int = 192,
+def render_gallery(per_sample: pd.DataFrame, gt: SplitLayout, pred: PredictionLayout,
+                   label: str, out: Path, rows: int = 6, size: int = 192,
                    keep_largest: bool = False) -> None:
     """Write ``rows`` panels (input | GT camera, side | prediction camera, side) of samples
     spread over the hand-Chamfer ranking (:func:`gallery_ids`), stacked, to ``out`` (PNG): what
     a typical reconstruction looks like, rather than one median sample."""
-    split_dir = layout.split_dir(dataset=dataset, split=split)
     panels = []
     for q, sid in gallery_ids(per_sample, rows):
         row = per_sample[per_sample["id"] == sid].iloc[0]
-        title = (f"{exp} on {dataset}: {sid} (hand-CD quantile {q:.2f}), CD hand "
+        title = (f"{label}: {sid} (hand-CD quantile {q:.2f}), CD hand "
                  f"{row['chamfer_hand_cm2']:.3f}, object {row['chamfer_obj_cm2']:.3f} cm^2")
-        panels.append(sample_panel(
-            split_dir / "rgb" / f"{sid}.jpg",
-            (split_dir / "mesh_hand" / f"{sid}.ply", split_dir / "mesh_obj" / f"{sid}.ply"),
-            (layout.mesh_hand(exp=exp, dataset=dataset, id=sid),
-             layout.mesh_obj(exp=exp, dataset=dataset, id=sid)),
-            title, size, keep_largest))
+        panels.append(_panel(gt, pred, sid, title, size, keep_largest))
     if panels:
         sheet = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)),
                           "white")
@@ -248,7 +249,7 @@ def render_gallery(per_sample: pd.DataFrame, layout: Layout, exp: str, dataset: 
             top += panel.height
     else:
         sheet = Image.new("RGB", (5 * size, size), "white")
-        ImageDraw.Draw(sheet).text((10, 10), f"{exp} on {dataset}: no evaluated sample",
+        ImageDraw.Draw(sheet).text((10, 10), f"{label}: no evaluated sample",
                                    fill="black")
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")

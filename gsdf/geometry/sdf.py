@@ -42,50 +42,20 @@ Points and distances are stored in the **hand frame** (docs/architecture.md): ``
 wrist) * recon_scale / 2`` with ``wrist = hand_joints_3d[0]``; distances are multiplied by
 ``recon_scale / 2`` too.
 
-Shard file format (``results/{dataset}/sdf/{split}/shard_{k}.npz``, version 1)
----------------------------------------------------------------------------
-``S`` samples, ``Nh`` / ``No`` points in all hand / object sets of the shard:
-
-=====================  ============  ======================================================
-key                    shape, dtype  meaning
-=====================  ============  ======================================================
-``format_version``     (), int64     1
-``ids``                (S,), str     sample ids, in manifest order (skipped ones left out)
-``recon_scale``        (), float64   the dataset's hand-frame scale (points scaled by half)
-``wrist``              (S, 3) f64    origin of each sample's hand frame, camera metres
-``hand_offsets``       (S+1,) int64  rows of sample ``i`` are ``hand_offsets[i]:[i+1]``
-``hand_num_pos``       (S,) int64    the first ``num_pos`` rows of a sample are outside the
-                                     hand (sdf_hand > 0), the rest inside (<= 0)
-``hand_data``          (Nh, 5) f32   columns ``x, y, z, sdf_hand, sdf_obj`` (hand frame)
-``hand_part``          (Nh,) uint8   part label of the nearest hand face (0 palm .. 5 pinky)
-``obj_offsets`` ...    as above      the object set; ``obj_num_pos`` counts sdf_obj > 0
-``config``             (), str       JSON of the resolved stage params
-=====================  ============  ======================================================
-
-Use :func:`load_shard` / :class:`SDFShard` to read it.
+The SDF shard file format is owned by :mod:`gsdf.data.sdf_shard`; the stage that writes it is
+:mod:`gsdf.stages.sample_sdf`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import logging
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import igl
 import numpy as np
 import trimesh
 
-from gsdf.config import from_dict, to_dict
-from gsdf.geometry.mesh_io import MeshError, load_mesh, load_vertex_parts
-from gsdf.utils.io import atomic_path, read_json, save_npz
+from gsdf.geometry.mesh_io import MeshError
 
-log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
 DATA_COLUMNS = ("x", "y", "z", "sdf_hand", "sdf_obj")
 SETS = ("hand", "obj")
 NUM_PARTS = 6
@@ -336,7 +306,8 @@ def draw_points(mesh: trimesh.Trimesh, center: np.ndarray, radius: float,
     return np.concatenate(parts, axis=0)
 
 
-def _seed_of(seed: int, sample_id: str) -> list[int]:
+def sample_seed(seed: int, sample_id: str) -> list[int]:
+    """Seed of one sample's generator: the config seed and the id's bytes."""
     return [int(seed)] + list(sample_id.encode("utf-8"))
 
 
@@ -391,271 +362,7 @@ def sample_pair(hand: trimesh.Trimesh, hand_vertex_parts: np.ndarray, obj: trime
     return PairSamples(hand=sets["hand"], obj=sets["obj"], wrist=wrist)
 
 
-# ---------------------------------------------------------------------------------------------
-# Shard files
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SDFShard:
-    """An SDF shard in memory (see the module docstring for the format)."""
-
-    ids: list[str]
-    recon_scale: float
-    wrist: np.ndarray
-    arrays: dict[str, np.ndarray]
-    config: dict
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def get(self, i: int, which: str) -> SetSamples:
-        """Set ``which`` ("hand" | "obj") of sample ``i``."""
-        off = self.arrays[f"{which}_offsets"]
-        a, b = int(off[i]), int(off[i + 1])
-        return SetSamples(self.arrays[f"{which}_data"][a:b], self.arrays[f"{which}_part"][a:b],
-                          int(self.arrays[f"{which}_num_pos"][i]))
-
-    def items(self) -> Iterator[tuple[str, SetSamples, SetSamples]]:
-        for i, sid in enumerate(self.ids):
-            yield sid, self.get(i, "hand"), self.get(i, "obj")
-
-
-def save_shard(path: str | Path, ids: Sequence[str], samples: Sequence[PairSamples],
-               recon_scale: float, config: dict, compressed: bool = False) -> None:
-    """Atomically write an SDF shard (format in the module docstring)."""
-    arrays: dict[str, Any] = {
-        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "ids": np.array(list(ids), dtype=str),
-        "recon_scale": np.array(float(recon_scale)),
-        "wrist": np.array([s.wrist for s in samples], dtype=np.float64).reshape(-1, 3),
-        "config": np.array(json.dumps(config, sort_keys=True)),
-    }
-    for name in SETS:
-        sets = [getattr(s, name) for s in samples]
-        counts = [len(s.data) for s in sets]
-        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        arrays[f"{name}_num_pos"] = np.array([s.num_pos for s in sets], dtype=np.int64)
-        arrays[f"{name}_data"] = (np.concatenate([s.data for s in sets]) if sets
-                                  else np.zeros((0, 5), np.float32)).astype(np.float32)
-        arrays[f"{name}_part"] = (np.concatenate([s.part for s in sets]) if sets
-                                  else np.zeros(0, np.uint8)).astype(np.uint8)
-    save_npz(path, compressed=compressed, **arrays)
-
-
-def load_shard(path: str | Path, sets: Sequence[str] = SETS) -> SDFShard:
-    """Read an SDF shard written by :func:`save_shard`.
-
-    Args:
-        path: the ``.npz`` file.
-        sets: which sets' arrays to load (``("hand",)`` halves the memory of a big shard).
-    Raises:
-        ValueError: not a shard of a known format version.
-    """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        version = int(z["format_version"]) if "format_version" in z.files else -1
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: SDF shard format version {version}, expected "
-                             f"{FORMAT_VERSION}; rerun sample_sdf")
-        arrays = {k: z[k] for k in z.files if k.split("_")[0] in sets}
-        return SDFShard(ids=[str(s) for s in z["ids"]], recon_scale=float(z["recon_scale"]),
-                        wrist=z["wrist"], config=json.loads(str(z["config"])), arrays=arrays)
-
-
-# ---------------------------------------------------------------------------------------------
-# The stage
-# ---------------------------------------------------------------------------------------------
-
-
-def sample_one(split_dir: Path, sample_id: str, recon_scale: float, cfg: SampleSDFConfig
-               ) -> PairSamples:
-    """Load one sample of the canonical layout and sample it. Raises ValueError/OSError on bad
-    input (the caller records it as skipped)."""
-    meta_path = split_dir / "meta" / f"{sample_id}.json"
-    meta = read_json(meta_path)
-    joints = np.asarray(meta.get("hand_joints_3d", []), dtype=np.float64)
-    if joints.shape != (21, 3):
-        raise ValueError(f"{meta_path}: hand_joints_3d has shape {joints.shape}, expected (21, 3)")
-    if not np.isfinite(joints).all():
-        raise ValueError(f"{meta_path}: hand_joints_3d has NaN or infinite values")
-    check_image(split_dir / "rgb" / f"{sample_id}.jpg")
-    hand_path = split_dir / "mesh_hand" / f"{sample_id}.ply"
-    hand = load_mesh(hand_path)
-    parts = load_vertex_parts(hand, hand_path)
-    obj = load_mesh(split_dir / "mesh_obj" / f"{sample_id}.ply")
-    rng = np.random.default_rng(_seed_of(cfg.seed, sample_id))
-    return sample_pair(hand, parts, obj, joints[0], recon_scale, cfg, rng)
-
-
-def check_image(path: str | Path) -> tuple[int, int]:
-    """Decode an image completely (training decodes it later; a truncated JPEG must be skipped
-    here, with its reason, not stop a job downstream). Returns (width, height).
-
-    Raises:
-        OSError: missing, truncated or not an image (naming the file).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image not found")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decodes every scanline: a truncated file raises here
-            return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise OSError(f"{path}: image does not decode ({err})") from err
-
-
-def write_skipped(path: str | Path, skipped: Sequence[dict]) -> None:
-    """Atomically write ``skipped.csv`` (columns ``id, reason``)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["id", "reason"])
-        writer.writeheader()
-        for row in skipped:
-            writer.writerow({"id": row["id"], "reason": row["reason"]})
-
-
-def read_skipped(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def config_from_params(params: dict) -> tuple[SampleSDFConfig, float]:
-    """(``SampleSDFConfig``, ``recon_scale``) from a job's params (``sample_sdf`` + ``dataset``)."""
-    cfg = from_dict(SampleSDFConfig, params.get("sample_sdf", {}), "sample_sdf")
-    recon_scale = float(params.get("dataset", {}).get("recon_scale", 7.0))
-    return cfg, recon_scale
-
-
-def run_shard(split_dir: str | Path, manifest: str | Path, out: str | Path,
-              skipped_csv: str | Path, params: dict, progress: bool = True) -> dict:
-    """Sample every id of a dataset shard manifest; write the SDF shard and its skipped.csv.
-
-    Samples with bad input (missing/unreadable/empty/NaN mesh, missing part labels, bad meta)
-    are skipped and listed with the reason; samples the dataset stage already skipped are
-    listed too. Returns counts ``{"done": ..., "skipped": ...}``.
-
-    Raises:
-        FileNotFoundError: the split folder or the manifest does not exist.
-    """
-    from tqdm import tqdm
-
-    split_dir, manifest = Path(split_dir), Path(manifest)
-    if not split_dir.is_dir():
-        raise FileNotFoundError(f"split folder {split_dir} not found; run the synth/prepare "
-                                "stage first")
-    cfg, recon_scale = config_from_params(params)
-    man = read_json(manifest)
-    ids = [str(i) for i in man.get("ids", [])]
-    skipped = [{"id": s.get("id"), "reason": f"dataset stage: {s.get('reason')}"}
-               for s in man.get("skipped", [])]
-    done_ids, samples = [], []
-    for sid in tqdm(ids, desc=f"sample_sdf {manifest.stem}", disable=not progress):
-        try:
-            samples.append(sample_one(split_dir, sid, recon_scale, cfg))
-            done_ids.append(sid)
-        except (ValueError, OSError) as err:  # MeshError is a ValueError
-            log.warning("skipping %s: %s", sid, err)
-            skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
-    resolved = {"sample_sdf": to_dict(cfg), "recon_scale": recon_scale}
-    save_shard(out, done_ids, samples, recon_scale, resolved, cfg.compressed)
-    write_skipped(skipped_csv, skipped)
-    counts = {"done": len(done_ids), "skipped": len(skipped)}
-    log.info("sample_sdf %s: %d samples done, %d skipped", manifest, counts["done"],
-             counts["skipped"])
-    return counts
-
-
-# ---------------------------------------------------------------------------------------------
-# Preview
-# ---------------------------------------------------------------------------------------------
-
-
-def render_preview(shard_path: str | Path, split_dir: str | Path, out: str | Path,
-                   index: int = 0, max_points: int = 4000) -> str:
-    """PNG of one sample: its image, the inside points projected onto it (hand red, object
-    blue), and a side view of all near-surface points coloured by hand/object sign.
-
-    Draws the first sample from ``index`` on whose image and meta load (a truncated JPEG is
-    passed over). Returns the sample id drawn, or ``""`` when no sample loads (the PNG then
-    says why).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    shard = load_shard(shard_path)
-    split_dir = Path(split_dir)
-    # the first sample from ``index`` on whose image and meta load: one bad file must not stop
-    # the run (it was skipped or will fail later with its own reason)
-    order = [(index + k) % len(shard) for k in range(len(shard))] if len(shard) else []
-    reasons = []
-    for index in order:
-        sid = shard.ids[index]
-        try:
-            meta = read_json(split_dir / "meta" / f"{sid}.json")
-            K = np.asarray(meta["cam_intr"], dtype=np.float64).reshape(3, 3)
-            check_image(split_dir / "rgb" / f"{sid}.jpg")
-            image = np.asarray(Image.open(split_dir / "rgb" / f"{sid}.jpg").convert("RGB"))
-            break
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("preview: skipping %s: %s", sid, err)
-            reasons.append(f"{sid}: {err}")
-    else:
-        fig = plt.figure(figsize=(6, 2))
-        text = "no sample of this shard to preview" + (
-            f" ({len(reasons)} unreadable: {reasons[0]} ...)" if reasons else " (empty shard)")
-        fig.text(0.02, 0.5, text, wrap=True, fontsize=8)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
-        return ""
-    data = np.concatenate([shard.get(index, "hand").data, shard.get(index, "obj").data])
-    rng = np.random.default_rng(0)
-    data = data[rng.permutation(len(data))[:max_points]]
-    factor = shard.recon_scale / 2.0
-    cam = data[:, :3] / factor + shard.wrist[index]  # back to camera metres
-    uv = cam @ K.T
-    uv = uv[:, :2] / uv[:, 2:3]
-    in_hand, in_obj = data[:, 3] <= 0, data[:, 4] <= 0
-    outside = ~in_hand & ~in_obj
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
-    axes[0].imshow(image)
-    axes[0].set_title(f"{sid}")
-    axes[1].imshow(image, alpha=0.5)
-    axes[1].scatter(*uv[in_obj].T, s=2, c="tab:blue", label="inside object")
-    axes[1].scatter(*uv[in_hand].T, s=2, c="tab:red", label="inside hand")
-    axes[1].set_xlim(0, image.shape[1])
-    axes[1].set_ylim(image.shape[0], 0)
-    axes[1].legend(loc="lower right", fontsize=7, markerscale=4)
-    axes[1].set_title("inside points projected (camera intrinsics)")
-    near = np.minimum(np.abs(data[:, 3]), np.abs(data[:, 4])) < 0.05
-    ax = axes[2]
-    ax.scatter(*data[outside & near][:, [0, 2]].T, s=1, c="0.75", label="outside both")
-    ax.scatter(*data[in_obj][:, [0, 2]].T, s=2, c="tab:blue", label="sdf_obj < 0")
-    ax.scatter(*data[in_hand][:, [0, 2]].T, s=2, c="tab:red", label="sdf_hand < 0")
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (hand frame)")
-    ax.set_ylabel("z (hand frame)")
-    ax.legend(loc="lower right", fontsize=7, markerscale=4)
-    ax.set_title("side view, hand frame (|sdf| < 0.05 or inside)")
-    for a in axes[:2]:
-        a.axis("off")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return sid
-
-
 __all__ = [
-    "DATA_COLUMNS", "FORMAT_VERSION", "MeshSDF", "PairSamples", "SDFShard", "SampleSDFConfig",
-    "SetSamples", "check_image", "config_from_params", "draw_points", "face_parts", "load_shard",
-    "read_skipped", "render_preview", "run_shard", "sample_one", "sample_pair", "sample_surface",
-    "save_shard", "write_skipped",
+    "DATA_COLUMNS", "MeshSDF", "NUM_PARTS", "PairSamples", "SETS", "SampleSDFConfig", "SetSamples",
+    "draw_points", "face_parts", "ray_points", "sample_pair", "sample_seed", "sample_surface",
 ]

@@ -111,7 +111,7 @@ def check(params: Mapping[str, Any], splits: tuple[str, ...] = SPLITS) -> None:
         if not ds.get("root"):
             raise layout_error("datasets.obman.root", ds.get("root"), "not set", layout)
         for split in splits:
-            meta = Path(ds["root"]).expanduser() / obman.SPLIT_FOLDERS[split] / "meta"
+            meta = obman.raw_meta_dir(ds["root"], split)
             if not meta.is_dir():
                 raise layout_error("datasets.obman.root", ds["root"], f"no folder {meta}", layout)
         if not ds.get("shapenet_root"):

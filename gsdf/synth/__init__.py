@@ -1,7 +1,7 @@
 """gsdf.synth: the embedded synthetic hand-object dataset (stage ``synth``, DESIGN.md section 4).
 
-* :func:`run_shard` -- generate one shard of a split in the canonical layout
-  (docs/architecture.md);
+* :func:`write_sample` -- one sample in the canonical layout (docs/architecture.md); the stage
+  that generates a shard is :mod:`gsdf.stages.synth`;
 * :func:`make_contact_sheet` -- a PNG grid of samples (image, mask, annotations);
 * :class:`SequenceGenerator` -- sequences of samples (object, grasp, motion, rendering);
 * building blocks: :mod:`~gsdf.synth.objects` (procedural families, user meshes),
@@ -11,7 +11,7 @@
 
 from gsdf.synth.config import SynthConfig
 from gsdf.synth.contact_sheet import make_contact_sheet
-from gsdf.synth.dataset import run_shard, shard_sequences, split_sequences, write_sample
+from gsdf.synth.dataset import load_hand_asset, shard_sequences, split_sequences, write_sample
 from gsdf.synth.generate import Sample, SequenceGenerator
 from gsdf.synth.objects import FAMILIES, ObjectMesh, load_user_meshes, make_object
 
@@ -24,7 +24,7 @@ __all__ = [
     "load_user_meshes",
     "make_contact_sheet",
     "make_object",
-    "run_shard",
+    "load_hand_asset",
     "shard_sequences",
     "split_sequences",
     "write_sample",

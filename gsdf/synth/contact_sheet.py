@@ -15,6 +15,7 @@ import numpy as np
 
 from gsdf.geometry.mesh_io import load_mesh
 from gsdf.hand import PARENTS_21
+from gsdf.paths import SplitLayout
 from gsdf.utils.io import write_bytes
 
 # BGR colours
@@ -29,24 +30,23 @@ def _project(points: np.ndarray, intr: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:3]
 
 
-def sample_tiles(split_dir: str | Path, sid: str, size: int = 256) -> np.ndarray:
+def sample_tiles(layout: SplitLayout, sid: str, size: int = 256) -> np.ndarray:
     """(size, 3*size, 3) BGR tiles of one sample: image | mask overlay | annotation overlay."""
-    d = Path(split_dir)
-    rgb = cv2.imread(str(d / "rgb" / f"{sid}.jpg"), cv2.IMREAD_COLOR)
+    rgb = cv2.imread(str(layout.rgb(sid)), cv2.IMREAD_COLOR)
     if rgb is None:
-        raise FileNotFoundError(f"{d / 'rgb' / (sid + '.jpg')}: missing or unreadable")
+        raise FileNotFoundError(f"{layout.rgb(sid)}: missing or unreadable")
     h, w = rgb.shape[:2]
-    mask_path = d / "mask" / f"{sid}.png"
+    mask_path = layout.mask(sid)
     mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         mask = np.zeros((h, w), np.uint8)
     mask_tile = rgb.copy()
     fg = mask > 0
     mask_tile[fg] = (0.35 * rgb[fg] + 0.65 * MASK_COLORS[np.clip(mask[fg], 0, 2)]).astype(np.uint8)
-    meta = json.loads((d / "meta" / f"{sid}.json").read_text())
+    meta = json.loads(layout.meta(sid).read_text())
     intr = np.asarray(meta["cam_intr"], dtype=np.float64)
     ann = (0.6 * rgb).astype(np.uint8)
-    hand = load_mesh(d / "mesh_hand" / f"{sid}.ply")
+    hand = load_mesh(layout.mesh("hand", sid))
     uv = _project(np.asarray(hand.vertices), intr)
     for x, y in np.round(uv[:: max(1, len(uv) // 1500)]).astype(int):
         if 0 <= x < w and 0 <= y < h:
@@ -71,12 +71,12 @@ def sample_tiles(split_dir: str | Path, sid: str, size: int = 256) -> np.ndarray
     return tiles
 
 
-def make_contact_sheet(dataset_dir: str | Path, out_png: str | Path, num: int = 16,
-                       split: str = "train", columns: int = 4, tile: int = 192) -> list[str]:
-    """Write a PNG grid of ``num`` samples of ``dataset_dir/{split}`` spread evenly over its ids.
+def make_contact_sheet(split_dir: str | Path, out_png: str | Path, num: int = 16,
+                       columns: int = 4, tile: int = 192) -> list[str]:
+    """Write a PNG grid of ``num`` samples of a split spread evenly over its ids.
 
     Args:
-        dataset_dir: folder holding ``{split}/meta/*.json`` etc. (``results/datasets/synth``).
+        split_dir: the canonical split (``results/datasets/synth/train``).
         out_png: the PNG to write.
         num: number of samples; columns: samples per row; tile: pixel size of each tile.
 
@@ -86,17 +86,17 @@ def make_contact_sheet(dataset_dir: str | Path, out_png: str | Path, num: int = 
     Raises:
         FileNotFoundError: the split has no samples.
     """
-    split_dir = Path(dataset_dir) / split
-    ids = sorted(p.stem for p in (split_dir / "meta").glob("*.json"))
+    layout = SplitLayout(split_dir)
+    ids = layout.ids()
     if not ids:
-        raise FileNotFoundError(f"no samples under {split_dir / 'meta'}; run the synth stage "
+        raise FileNotFoundError(f"no samples under {layout.folder('meta')}; run the synth stage "
                                 "first")
     pick = np.unique(np.linspace(0, len(ids) - 1, min(num, len(ids))).round().astype(int))
     chosen = [ids[i] for i in pick]
     rows = []
     blank = np.zeros((tile, 3 * tile, 3), np.uint8)
     for r in range(0, len(chosen), columns):
-        row = [sample_tiles(split_dir, sid, tile) for sid in chosen[r:r + columns]]
+        row = [sample_tiles(layout, sid, tile) for sid in chosen[r:r + columns]]
         row += [blank] * (columns - len(row))
         rows.append(np.concatenate(row, axis=1))
     sheet = np.concatenate(rows, axis=0)

@@ -1,12 +1,12 @@
-"""gsdf.train: the ``train_pose`` / ``train_sdf`` stages (see docs/architecture.md).
+"""gsdf.train: training for the ``train_pose`` / ``train_sdf`` stages (docs/architecture.md).
 
-* :func:`run_train`: what ``gsdf train`` calls (build model + dataset from params, then fit);
+* :func:`run_train`: what the stages call (build model + dataset from params, then fit);
 * :func:`fit`: the DDP training loop (resumable, preemption-safe, NaN guard);
-* :func:`load_trained_model`: a finished checkpoint -> ``(model, experiment)`` for reconstruction;
+* :func:`load_trained_model`: re-exported from :mod:`gsdf.checkpoint` (the format's owner);
 * :class:`TrainConfig`: the ``train:`` keys of an experiment.
 """
 
-from gsdf.train.checkpoint import (
+from gsdf.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     last_checkpoint_path,

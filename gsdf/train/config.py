@@ -8,7 +8,7 @@ changes how fast or how safely the same run is computed: it comes from CLI flags
 ``gsdf train`` / the profile, and changing it resumes ``checkpoint.last.pt``.
 
 Resolution (later wins): the defaults below, the config's global ``train:`` section (schema
-``workflow/schemas/config.schema.yaml``), the experiment's own ``train:`` mapping
+``gsdf/schemas/config.schema.yaml``), the experiment's own ``train:`` mapping
 (``config/experiments/{name}.yaml``, then ``experiment_overrides`` and sweeps). Loss weights and
 ``sdf_add_epoch`` belong to the model (``model_args``): the model receives the epoch in
 ``model(batch, epoch)`` and decides which terms it adds.

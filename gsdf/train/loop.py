@@ -34,8 +34,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from gsdf import checkpoint as ckpt_io
 from gsdf.config import to_dict
-from gsdf.train import checkpoint as ckpt_io
 from gsdf.train.config import TrainConfig, TrainRuntime
 from gsdf.train.distributed import (
     DistEnv,
@@ -67,7 +67,7 @@ class TrainOutputs:
 
     Attributes:
         checkpoint: the final checkpoint (exists only once training finished); the resumable
-            one is :func:`gsdf.train.checkpoint.last_checkpoint_path` of it.
+            one is :func:`gsdf.checkpoint.last_checkpoint_path` of it.
         log_csv: ``train_log.csv``, rewritten after every epoch.
         curves: ``learning_curves.png``, written at the end.
         config: resolved ``config.yaml`` of the run (optional).

@@ -1,5 +1,6 @@
-"""Entry point of the ``train_pose`` / ``train_sdf`` stages (``gsdf train``): build the model
-and the dataset from the job's params, then :func:`gsdf.train.loop.fit`."""
+"""Training from a job's params: build the model and the dataset, then
+:func:`gsdf.train.loop.fit`. The stages ``train_pose`` / ``train_sdf`` (:mod:`gsdf.stages`) call
+:func:`run_train`."""
 
 from __future__ import annotations
 
@@ -136,8 +137,8 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
     Raises:
         CheckpointError: unfinished checkpoint, or tensors that do not fit.
     """
+    from gsdf.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
     from gsdf.models.heads import upgrade_neck_keys
-    from gsdf.train.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
 
     ckpt = read_checkpoint(path)
     if not ckpt["finished"]:

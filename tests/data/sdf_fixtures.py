@@ -111,5 +111,33 @@ def write_split(split_dir: Path, videos: int = 2, frames: int = 3, shards: int =
     return manifests
 
 
-SMALL_PARAMS = {"sample_sdf": {"points_per_mesh": 2000}, "pack": {"batch": 2},
+SMALL_PARAMS = {"sample_sdf": {"points_per_mesh": 2000}, "pack": {},
                 "dataset": {"name": "synth", "recon_scale": 7.0, "num_shards": 2}}
+
+
+def sample_and_pack(root: Path, split: str = "train", dataset: str = "synth",
+                    params: dict | None = None, **split_kwargs) -> Path:
+    """A canonical split (:func:`write_split`) under ``root`` (a results folder), sampled and
+    packed by the stages' ``run`` with the paths of ``gsdf.paths.Layout``; returns the packed
+    split's folder."""
+    from gsdf.paths import Layout
+    from gsdf.stages import pack, sample_sdf
+
+    params = SMALL_PARAMS if params is None else params
+    layout = Layout(root)
+    fields = {"dataset": dataset, "split": split}
+    split_dir = layout.split_dir(**fields)
+    manifests = write_split(split_dir, **split_kwargs)
+    shards = []
+    for k, manifest in enumerate(manifests):
+        out = layout.sdf_shard(shard=k, **fields)
+        sample_sdf.run(sample_sdf.Inputs(split_dir, manifest),
+                       sample_sdf.Outputs(out, layout.sdf_skipped(shard=k, **fields)), params,
+                       progress=False)
+        shards.append(out)
+    pack.run(pack.Inputs(split_dir, tuple(manifests), tuple(shards)),
+             pack.Outputs(layout.annotations(**fields), layout.rgb_lmdb(**fields),
+                          layout.sdf_hand_lmdb(**fields), layout.sdf_obj_lmdb(**fields),
+                          layout.pack_skipped(**fields)),
+             params, batch=2)
+    return layout.packed_dir(**fields)

@@ -12,12 +12,12 @@ import json
 import numpy as np
 import pytest
 import trimesh
+from eval_fixtures import gt_layout, pred_layout, write_prediction, write_split
 
 from gsdf.config import ConfigError
 from gsdf.eval.evaluate import EvalConfig, evaluate_sample, sample_paths
 from gsdf.eval.metrics import largest_component
 from gsdf.geometry.mesh_io import save_mesh
-from tests.eval.conftest import write_prediction, write_split
 
 
 def _sphere(radius: float, x: float) -> trimesh.Trimesh:
@@ -78,17 +78,18 @@ def one_sample(tmp_path):
     sid = "000000_000"
     layout = write_split(tmp_path / "results", [sid])
     write_prediction(layout, "gsdf", sid, 0)
-    hand_path = layout.mesh_hand(exp="gsdf", dataset="synth", id=sid)
+    pred = pred_layout(layout, "gsdf")
+    hand_path = pred.mesh("hand", sid)
     hand = trimesh.load(hand_path, process=False)
     mesh = _join(hand, _open_bowl(0.06, 0.3), _sphere(0.005, -0.2))
     save_mesh(hand_path, mesh.vertices, mesh.faces)
-    pose_path = layout.pose_pred(exp="gsdf", dataset="synth", id=sid)
+    pose_path = pred.pose(sid)
     pose = json.loads(pose_path.read_text())
     joints = np.asarray(pose["joints"])
     pose["joints"] = (joints + [0.01, 0.0, 0.0]).tolist()
     pose["ik_joints"] = (joints + [0.0, 0.02, 0.0]).tolist()
     pose_path.write_text(json.dumps(pose))
-    return sample_paths(layout, "gsdf", "synth", [sid])[0]
+    return sample_paths(gt_layout(layout), pred_layout(layout, "gsdf"), [sid])[0]
 
 
 def test_protocols_on_a_sample(one_sample):
@@ -109,7 +110,7 @@ def test_reference_icp_recovers_a_scaled_shifted_hand(tmp_path):
     sid = "000000_000"
     layout = write_split(tmp_path / "results", [sid])
     write_prediction(layout, "gsdf", sid, 0, offset=(0.01, -0.005, 0.02), scale=1.1)
-    paths = sample_paths(layout, "gsdf", "synth", [sid])[0]
+    paths = sample_paths(gt_layout(layout), pred_layout(layout, "gsdf"), [sid])[0]
     cfg = EvalConfig(protocol="reference", num_points=4000, icp_max_iter=50, contact=False)
     row = evaluate_sample(paths, cfg)
     # scale 1.1 about the camera origin moves the hand by ~5 cm; the ICP undoes it

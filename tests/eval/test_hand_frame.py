@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_reconstruct import RECON_SCALE, WRIST, FakeModel, capsule_sdf
+from test_eval_reconstruct import RECON_SCALE, WRIST, FakeModel, capsule_sdf
 
 from gsdf.eval.evaluate import center_error_cm
 from gsdf.eval.hand_frame import HandFrameError, hand_bones, with_predicted_frame
@@ -17,7 +17,7 @@ from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
 from gsdf.geometry.mesh_io import load_mesh
 from gsdf.hand.root import project
 from gsdf.models.hand_model import LayerHolder
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout
 
 K = np.array([[480.0, 0.0, 128.0], [0.0, 480.0, 128.0], [0.0, 0.0, 1.0]])
 
@@ -73,11 +73,11 @@ class FakeDataset:
 
 
 def _run(tmp_path, model, hand_frame="predicted"):
-    layout = Layout(tmp_path / "results")
+    layout = PredictionLayout(tmp_path / "meshes", tmp_path / "poses")
     cfg = ReconstructConfig(resolution=64, hand_frame=hand_frame)
     manifest = reconstruct_samples(model, FakeDataset(["000000_000"]), ["000000_000"], layout,
-                                   "fake", "synth", cfg)
-    pose = json.loads(layout.pose_pred(exp="fake", dataset="synth", id="000000_000").read_text())
+                                   cfg)
+    pose = json.loads(layout.pose("000000_000").read_text())
     return layout, manifest, pose
 
 
@@ -88,7 +88,7 @@ def test_predicted_frame_of_a_hand_of_the_model_size_is_the_annotated_wrist(tmp_
     np.testing.assert_allclose(pose["root"], WRIST, atol=2e-6)
     assert pose["root_err_cm"] < 1e-3 and manifest["root_err_cm_median"] < 1e-3
     assert manifest["done"] == ["000000_000"] and manifest["no_root"] == []
-    hand = load_mesh(layout.mesh_hand(exp="fake", dataset="synth", id="000000_000"))
+    hand = load_mesh(layout.mesh("hand", "000000_000"))
     assert np.abs(capsule_sdf(hand.vertices)).max() < 2.0 / 63 / (RECON_SCALE / 2)
 
 
@@ -101,7 +101,7 @@ def test_a_larger_hand_moves_the_frame_and_the_error_is_recorded(tmp_path):
     assert root[2] < WRIST[2] - 0.02  # nearer: the skeleton is shrunk to the model's size
     np.testing.assert_allclose(project(root[None], K), project(WRIST[None], K), atol=1e-3)
     assert pose["root_err_cm"] == pytest.approx(center_error_cm(root, WRIST), abs=1e-4)
-    hand = load_mesh(layout.mesh_hand(exp="fake", dataset="synth", id="000000_000"))
+    hand = load_mesh(layout.mesh("hand", "000000_000"))
     np.testing.assert_allclose(model.wrists[0], root, atol=2e-6)
     # the fake fields live in camera space (hand frame + the state's wrist): the mesh lands on
     # the capsule only if meshing moves it back with the same wrist the model was given
@@ -123,10 +123,9 @@ def test_models_without_a_pose_network_are_refused(tmp_path):
 def test_degenerate_pose_is_skipped_with_its_reason(tmp_path):
     joints = np.tile(WRIST, (21, 1))  # every joint on one pixel
     model = FakeGSDF(joints)
-    layout = Layout(tmp_path / "results")
+    layout = PredictionLayout(tmp_path / "meshes", tmp_path / "poses")
     manifest = reconstruct_samples(model, FakeDataset(["000000_000"]), ["000000_000"], layout,
-                                   "fake", "synth", ReconstructConfig(resolution=32,
-                                                                      hand_frame="predicted"))
+                                   ReconstructConfig(resolution=32, hand_frame="predicted"))
     assert manifest["done"] == [] and manifest["no_root"][0]["id"] == "000000_000"
     assert "degenerate" in manifest["no_root"][0]["reason"]
 
@@ -147,31 +146,3 @@ def test_video_batches_get_the_middle_frame_wrist_everywhere():
 def test_unknown_hand_frame_is_refused():
     with pytest.raises(ValueError, match="hand_frame must be one of"):
         ReconstructConfig(hand_frame="oracle")
-
-
-def test_evaluate_reports_the_root_error_and_the_unsolved_roots(split_with_predictions):
-    """metrics column root_err_cm = |pose root - annotated wrist| (cm), NaN without a root;
-    a no_root sample's reason names it."""
-    import pandas as pd
-
-    from gsdf.eval.evaluate import run_evaluate
-
-    layout, ids = split_with_predictions
-    path = layout.pose_pred(exp="gsdf", dataset="synth", id=ids[0])
-    pose = json.loads(path.read_text())
-    wrist = np.asarray(json.loads((layout.split_dir(dataset="synth", split="test") / "meta"
-                                   / f"{ids[0]}.json").read_text())["hand_joints_3d"][0])
-    path.write_text(json.dumps({**pose, "root": (wrist + [0.03, 0.0, 0.04]).tolist()}))
-    recon = layout.recon_shard(exp="gsdf", dataset="synth", shard=0)
-    manifest = json.loads(recon.read_text())
-    recon.write_text(json.dumps({**manifest, "no_root": [{"id": ids[3], "reason": "degenerate"}]}))
-    out = layout.root / "gsdf_synth"
-    summary = run_evaluate(layout.root, "gsdf", "synth",
-                           [layout.dataset_shard(dataset="synth", split="test", shard=0)],
-                           [recon], {"evaluate": {"num_points": 2000, "contact": False}},
-                           out / "per_sample.csv", out / "metrics.csv")
-    per_sample = pd.read_csv(out / "per_sample.csv").set_index("id")
-    assert per_sample.loc[ids[0], "root_err_cm"] == pytest.approx(5.0)
-    assert np.isnan(per_sample.loc[ids[1], "root_err_cm"])
-    assert per_sample.loc[ids[3], "reason"].startswith("root not solved (degenerate)")
-    assert summary.loc[0, "root_err_cm_median"] == pytest.approx(5.0)

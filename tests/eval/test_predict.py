@@ -53,24 +53,13 @@ def trained(tmp_path_factory):
     if not DATA_FIXTURES.exists():
         pytest.skip("tests/data/sdf_fixtures.py not available")
     fx = _fixtures()
-    from gsdf.data.pack import pack_split
-    from gsdf.geometry.sdf import run_shard
     from gsdf.paths import Layout
     from gsdf.train import TrainOutputs, run_train
 
     root = tmp_path_factory.mktemp("results")
     layout = Layout(root)
     split_dir = layout.split_dir(dataset="synth", split="train")
-    manifests = fx.write_split(split_dir)
-    shards = []
-    for k, m in enumerate(manifests):
-        out = layout.sdf_shard(dataset="synth", split="train", shard=k)
-        run_shard(split_dir, m, out, out.with_suffix(".csv"), fx.SMALL_PARAMS, progress=False)
-        shards.append(out)
-    packed = layout.packed_dir(dataset="synth", split="train")
-    pack_split(split_dir, manifests, shards, packed / "annotations.json", packed / "rgb.lmdb",
-               packed / "sdf_hand.lmdb", packed / "sdf_obj.lmdb", fx.SMALL_PARAMS,
-               progress=False)
+    packed = fx.sample_and_pack(root, split="train")
     dataset = {"name": "synth", "recon_scale": 7.0}
     torch.set_num_threads(1)
     runs = {}
@@ -219,8 +208,9 @@ def test_reconstruct_with_predicted_frame_refuses_a_model_without_pose(trained, 
     params = json.dumps({"reconstruct": {"hand_frame": "predicted", "resolution": 16}})
     code = main(["reconstruct", "--checkpoint", str(gf_dir / "checkpoint.pt"), "--packed-dir",
                  str(root / "synth" / "train"), "--shard-manifest",
-                 str(split_dir / "shards" / "shard_000.json"), "--results", str(tmp_path),
-                 "--exp", "gf", "--dataset", "synth", "--out", str(tmp_path / "m.json"),
+                 str(split_dir / "shards" / "shard_000.json"), "--meshes-dir",
+                 str(tmp_path / "meshes"), "--poses-dir", str(tmp_path / "poses"),
+                 "--out", str(tmp_path / "m.json"),
                  "--params", params])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err

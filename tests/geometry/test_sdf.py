@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import trimesh
 
+from gsdf.data.sdf_shard import load_shard, save_shard
 from gsdf.geometry.sdf import (
     MeshSDF,
     SampleSDFConfig,
     face_parts,
-    load_shard,
     ray_points,
     sample_pair,
-    save_shard,
 )
 
 MM = 1e-3

@@ -7,13 +7,13 @@ import pytest
 import torch
 from modelkit import build_small, make_batch
 
-from gsdf.models.gsdf_video import frame_batch
-from gsdf.train.checkpoint import (
+from gsdf.checkpoint import (
     FORMAT_VERSION,
     KIND,
     CheckpointError,
     save_checkpoint,
 )
+from gsdf.models.gsdf_video import frame_batch
 from gsdf.train.run import init_from_checkpoint
 
 

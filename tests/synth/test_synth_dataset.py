@@ -16,7 +16,8 @@ from gsdf.cli import main as cli_main
 from gsdf.config import ConfigError
 from gsdf.geometry.mesh_io import load_mesh, load_vertex_parts
 from gsdf.hand import HandLayer, procedural_hand
-from gsdf.synth import make_contact_sheet, run_shard, shard_sequences, split_sequences
+from gsdf.stages import synth as synth_stage
+from gsdf.synth import make_contact_sheet, shard_sequences, split_sequences
 from gsdf.synth.camera import Camera
 from gsdf.synth.config import SynthConfig
 from gsdf.synth.generate import SequenceGenerator
@@ -32,6 +33,12 @@ PARAMS = {"synth": SYNTH, "hand": {"asset": "procedural", "seed": 0},
           "dataset": {"num_shards": 2, "name": "synth"}}
 
 
+def run_shard(params: dict, split: str, shard: int, split_dir: Path, manifest: Path) -> dict:
+    """The synth stage's run() on one shard."""
+    return synth_stage.run(synth_stage.Inputs(split, shard),
+                           synth_stage.Outputs(split_dir, manifest), params)
+
+
 def _manifest(root: Path, split: str, shard: int) -> Path:
     return root / split / "shards" / f"shard_{shard:03d}.json"
 
@@ -41,8 +48,7 @@ def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     for split in ("train", "test"):
         for shard in (0, 1):
-            run_shard(PARAMS, split, shard, root / split, _manifest(root, split, shard),
-                      progress=False)
+            run_shard(PARAMS, split, shard, root / split, _manifest(root, split, shard))
     return root
 
 
@@ -227,7 +233,7 @@ def test_sequence_is_smooth_and_long_enough():
 
 def test_same_seed_same_bytes(dataset, tmp_path):
     again = tmp_path / "again"
-    run_shard(PARAMS, "train", 1, again / "train", _manifest(again, "train", 1), progress=False)
+    run_shard(PARAMS, "train", 1, again / "train", _manifest(again, "train", 1))
     ids = json.loads(_manifest(again, "train", 1).read_text())["ids"]
     assert ids == json.loads(_manifest(dataset, "train", 1).read_text())["ids"]
     for sub in ("rgb", "mask", "depth", "mesh_hand", "mesh_obj", "meta"):
@@ -247,20 +253,19 @@ def test_user_meshes_and_bad_input(tmp_path):
     (meshes / "broken.ply").write_bytes(b"not a ply")
     params = {"synth": dict(SYNTH, num_train_sequences=1, frames_per_sequence=[1, 1],
                             user_mesh_dir=str(meshes), max_attempts=2),
-              "dataset": {"num_shards": 1}}
-    record = run_shard(params, "train", 0, tmp_path / "train", _manifest(tmp_path, "train", 0),
-                       progress=False)
+              "hand": PARAMS["hand"], "dataset": {"num_shards": 1}}
+    record = run_shard(params, "train", 0, tmp_path / "train", _manifest(tmp_path, "train", 0))
     assert len(record["ids"]) == 1
     assert [Path(m["path"]).name for m in record["skipped_meshes"]] == ["broken.ply"]
     assert _meta(tmp_path, record["ids"][0])["obj_family"] == "user:cup.obj"
-    bad = {"synth": dict(SYNTH, families=["box", "teapot"])}
+    bad = dict(params, synth=dict(SYNTH, families=["box", "teapot"]))
     with pytest.raises(ConfigError, match="teapot"):
-        run_shard(bad, "train", 0, tmp_path / "x", tmp_path / "x.json", progress=False)
+        run_shard(bad, "train", 0, tmp_path / "x", tmp_path / "x.json")
     with pytest.raises(ConfigError, match="obj_min_thickness"):
-        run_shard({"synth": {"obj_min_thickness": 0}}, "train", 0, tmp_path / "x",
-                  tmp_path / "x.json", progress=False)
+        run_shard(dict(params, synth={"obj_min_thickness": 0}), "train", 0, tmp_path / "x",
+                  tmp_path / "x.json")
     with pytest.raises(ValueError, match="split"):
-        run_shard(PARAMS, "val", 0, tmp_path / "x", tmp_path / "x.json", progress=False)
+        run_shard(PARAMS, "val", 0, tmp_path / "x", tmp_path / "x.json")
 
 
 def test_background_folder(tmp_path):
@@ -271,9 +276,9 @@ def test_background_folder(tmp_path):
     cv2.imwrite(str(bgs / "green.png"), img)
     (bgs / "bad.jpg").write_bytes(b"not a jpeg")
     params = {"synth": dict(SYNTH, num_train_sequences=1, frames_per_sequence=[1, 1],
-                            background_dir=str(bgs)), "dataset": {"num_shards": 1}}
-    record = run_shard(params, "train", 0, tmp_path / "train", _manifest(tmp_path, "train", 0),
-                       progress=False)
+                            background_dir=str(bgs)), "hand": PARAMS["hand"],
+              "dataset": {"num_shards": 1}}
+    record = run_shard(params, "train", 0, tmp_path / "train", _manifest(tmp_path, "train", 0))
     assert [Path(m["path"]).name for m in record["skipped_backgrounds"]] == ["bad.jpg"]
     sid = record["ids"][0]
     rgb = cv2.imread(str(tmp_path / "train" / "rgb" / f"{sid}.jpg"))[..., ::-1]
@@ -285,19 +290,21 @@ def test_background_folder(tmp_path):
 
 def test_contact_sheet_and_cli(dataset, tmp_path):
     png = tmp_path / "sheet.png"
-    shown = make_contact_sheet(dataset, png, num=16)
+    shown = make_contact_sheet(dataset / "train", png, num=16)
     assert len(shown) == 16 and len(set(shown)) == 16
     img = cv2.imread(str(png))
     assert img.shape == (4 * 192, 4 * 3 * 192, 3)
     out = tmp_path / "cli" / "contact_sheet.png"
-    assert cli_main(["synth", "--contact-sheet", str(out), "--dataset-dir", str(dataset),
+    assert cli_main(["synth", "--contact-sheet", str(out), "--split-dir", str(dataset / "train"),
                      "--num", "4"]) == 0
     assert cv2.imread(str(out)).shape == (192, 4 * 3 * 192, 3)
     man = tmp_path / "cli" / "test" / "shards" / "shard_000.json"
     params = json.dumps({"synth": dict(SYNTH, num_train_sequences=0, num_test_sequences=1,
-                                       frames_per_sequence=[1, 1]), "dataset": {"num_shards": 1}})
+                                       frames_per_sequence=[1, 1]), "hand": PARAMS["hand"],
+                         "dataset": {"num_shards": 1}})
     assert cli_main(["synth", "--params", params, "--split", "test", "--shard", "0",
-                     "--manifest", str(man), "--no-progress"]) == 0
+                     "--split-dir", str(tmp_path / "cli" / "test"), "--manifest", str(man),
+                     "--no-progress"]) == 0
     assert json.loads(man.read_text())["ids"] == ["000000_000"]
     assert (tmp_path / "cli" / "test" / "rgb" / "000000_000.jpg").is_file()
     with pytest.raises(SystemExit):

@@ -10,6 +10,13 @@ import torch
 from train_toy import ToyDataset, ToyModel, build_toy, toy_experiment
 
 import gsdf.models
+from gsdf.checkpoint import (
+    capture_rng,
+    check_compatible,
+    load_weights,
+    restore_rng,
+    strip_module_prefix,
+)
 from gsdf.train import (
     CheckpointError,
     DistEnv,
@@ -19,13 +26,6 @@ from gsdf.train import (
     fit,
     load_trained_model,
     read_checkpoint,
-)
-from gsdf.train.checkpoint import (
-    capture_rng,
-    check_compatible,
-    load_weights,
-    restore_rng,
-    strip_module_prefix,
 )
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=1e-2, lr_decay_epochs=(), num_points=32,

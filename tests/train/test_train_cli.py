@@ -1,9 +1,8 @@
-"""`gsdf train` under torchrun on a real packed split: SIGTERM mid-run, rerun, same result as an
+"""`gsdf train_sdf` under torchrun on a real packed split: SIGTERM mid-run, rerun, same result as an
 uninterrupted run; and the Snakemake rules' wiring (pose checkpoint as gSDF's input)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from sdf_fixtures import sample_and_pack
 
 from gsdf.train import TrainOutputs, read_checkpoint, run_train
 
-DATA_FIXTURES = Path(__file__).parents[1] / "data" / "sdf_fixtures.py"
 GF_ARGS = {"image_size": 64, "sdf_latent": 16,
            "decoder": {"dims": [64, 64, 64, 64], "dropout_layers": [0, 1, 2, 3],
                        "norm_layers": [0, 1, 2, 3], "latent_in": [2]}}
@@ -32,31 +31,13 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
-    """A real packed split (6 samples) built with the data stage's own test fixtures."""
-    if not DATA_FIXTURES.exists():
-        pytest.skip("tests/data/sdf_fixtures.py not available")
-    spec = importlib.util.spec_from_file_location("train_sdf_fixtures", DATA_FIXTURES)
-    fx = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fx)
-    from gsdf.data.pack import pack_split
-    from gsdf.geometry.sdf import run_shard
-
-    root = tmp_path_factory.mktemp("packed")
-    split_dir = root / "datasets" / "synth" / "train"
-    manifests = fx.write_split(split_dir)
-    shards = []
-    for k, m in enumerate(manifests):
-        out = root / "synth" / "sdf" / "train" / f"shard_{k:03d}.npz"
-        run_shard(split_dir, m, out, out.with_suffix(".csv"), fx.SMALL_PARAMS, progress=False)
-        shards.append(out)
-    dst = root / "synth" / "train"
-    pack_split(split_dir, manifests, shards, dst / "annotations.json", dst / "rgb.lmdb",
-               dst / "sdf_hand.lmdb", dst / "sdf_obj.lmdb", fx.SMALL_PARAMS, progress=False)
-    return dst
+    """A real packed split (6 samples) built by the data stages with their own test fixtures."""
+    return sample_and_pack(tmp_path_factory.mktemp("packed"))
 
 
 def _command(packed: Path, out: Path, *runtime: str) -> list[str]:
-    return ["torchrun", "--standalone", "--nproc_per_node", "1", "--no-python", "gsdf", "train",
+    return ["torchrun", "--standalone", "--nproc_per_node", "1", "--no-python", "gsdf",
+            "train_sdf",
             "--data", str(packed), "--checkpoint", str(out / "checkpoint.pt"),
             "--log-csv", str(out / "train_log.csv"), "--curves", str(out / "learning_curves.png"),
             "--config-out", str(out / "config.yaml"), "--threads", "1",
@@ -130,4 +111,5 @@ def test_rules_wire_the_pose_checkpoint(tmp_path):
         assert ("rule train_pose" in text) == expect_pose, text
         pose_arg = f"--pose-checkpoint {tmp_path}/results/synth/pose_pose/checkpoint.pt"
         assert (pose_arg in text) == expect_pose, text
-        assert "torchrun --standalone --nproc_per_node 1 --no-python gsdf train" in text
+        assert "torchrun --standalone --nproc_per_node 1 --no-python gsdf train_sdf" in text
+        assert ("--no-python gsdf train_pose" in text) == expect_pose, text

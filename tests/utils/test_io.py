@@ -80,7 +80,7 @@ def tiny_tmpfs(path, size="1m"):
 
 def test_full_tmpfs_checkpoint_keeps_the_last_good_one(tmp_path):
     torch = pytest.importorskip("torch")
-    from gsdf.train.checkpoint import save_checkpoint
+    from gsdf.checkpoint import save_checkpoint
 
     with tiny_tmpfs(tmp_path / "fs") as fs:
         target = fs / "checkpoint.pt"
@@ -95,7 +95,7 @@ def test_full_tmpfs_checkpoint_keeps_the_last_good_one(tmp_path):
         assert target.read_bytes() == before
         assert [p.name for p in fs.iterdir()] == ["checkpoint.pt"]
         # the training's own writer (required keys present) says the same
-        ckpt = {k: 0 for k in __import__("gsdf.train.checkpoint", fromlist=["x"]).REQUIRED_KEYS}
+        ckpt = {k: 0 for k in __import__("gsdf.checkpoint", fromlist=["x"]).REQUIRED_KEYS}
         ckpt["blob"] = big["a"]
         with pytest.raises(gio.DiskFullError):
             save_checkpoint(target, ckpt)

@@ -81,6 +81,14 @@ def test_second_run_has_nothing_to_do(workdir):
     assert "Nothing to be done" in out, out[-2000:]
 
 
+def test_runtime_settings_rerun_nothing(workdir):
+    """A different LMDB write batch or decoder point batch (rule resources, e.g. from a
+    profile's set-resources) leaves every finished job as it is."""
+    out = snakemake(workdir, "-n", "--set-resources", "pack:lmdb_batch=7",
+                    "reconstruct:point_batch=1024").stdout
+    assert "Nothing to be done" in out, out[-2000:]
+
+
 def test_experiment_edit_reruns_only_that_experiment(workdir):
     exp_file = workdir / "config" / "experiments" / "alignsdf.yaml"
     original = exp_file.read_text()

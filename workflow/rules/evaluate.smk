@@ -1,5 +1,5 @@
 # Stage `evaluate`: the published protocol over every test sample of an experiment
-# (config `evaluate`, gsdf/eval/evaluate.py): metrics_per_sample.csv, metrics.csv (mean and
+# (config `evaluate`, gsdf/stages/evaluate.py): metrics_per_sample.csv, metrics.csv (mean and
 # median of every metric, counts of evaluated / failed samples) and the best / median / worst
 # samples by hand Chamfer rendered for the report, and a gallery of six samples spread over
 # that ranking.
@@ -54,11 +54,13 @@ rule evaluate:
         mem_mb=4000,
     params:
         cfg=pipe.exp_params("evaluate"),
-        results=pipe.results_root,
+        split_dir=pipe.split_dir("test"),
+        meshes=pipe.exp_dir("meshes_dir"),
+        poses=pipe.exp_dir("poses_dir"),
     shell:
-        "gsdf evaluate --results {params.results:q} --exp {wildcards.exp}"
-        " --dataset {wildcards.dataset} --dataset-shards {input.gt:q}"
-        " --recon-shards {input.recon:q} --per-sample {output.per_sample:q}"
+        "gsdf evaluate --split-dir {params.split_dir:q} --dataset-shards {input.gt:q}"
+        " --recon-shards {input.recon:q} --meshes-dir {params.meshes:q}"
+        " --poses-dir {params.poses:q} --per-sample {output.per_sample:q}"
         " --metrics {output.metrics:q}"
         " --renders {output.best:q} {output.median:q} {output.worst:q}"
         " --gallery {output.gallery:q}"

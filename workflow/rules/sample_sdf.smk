@@ -1,5 +1,6 @@
 # Stage `sample_sdf`: SDF points around the hand and the object of every sample of a dataset
-# shard (gsdf/geometry/sdf.py owns the shard format), plus a preview PNG of one sample.
+# shard (gsdf/stages/sample_sdf.py; gsdf/data/sdf_shard.py owns the shard format), plus a
+# preview PNG of one sample.
 
 
 rule sample_sdf:

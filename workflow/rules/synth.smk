@@ -1,7 +1,7 @@
-# Stage `synth`: the embedded synthetic dataset (config `synth`, gsdf/synth/). One job per
-# split shard writes the canonical layout (rgb, mask, depth, meshes, meta) of its sequences
-# beside its manifest (the split folder is the manifest's grandparent); the contact sheet
-# (at the top of the dataset folder) shows 16 train samples.
+# Stage `synth`: the embedded synthetic dataset (config `synth`, gsdf/stages/synth.py). One job
+# per split shard writes the canonical layout (rgb, mask, depth, meshes, meta) of its sequences
+# into the split folder, then its manifest; the contact sheet (at the top of the dataset folder)
+# shows 16 train samples.
 
 
 rule synth:
@@ -18,9 +18,10 @@ rule synth:
         mem_mb=2000,
     params:
         cfg=pipe.stage_params("synth", "synth"),
+        split_dir=pipe.split_dir(),
     shell:
         "gsdf synth --split {wildcards.split} --shard {wildcards.shard}"
-        " --manifest {output.manifest:q} --no-progress"
+        " --split-dir {params.split_dir:q} --manifest {output.manifest:q} --no-progress"
         " --params {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -40,5 +41,8 @@ rule synth_contact_sheet:
     threads: 1
     resources:
         mem_mb=1000,
+    params:
+        split_dir=pipe.split_dir("train", "synth"),
     shell:
-        "gsdf synth --contact-sheet {output.png:q} > {log:q} 2>&1"
+        "gsdf synth --contact-sheet {output.png:q} --split-dir {params.split_dir:q}"
+        " > {log:q} 2>&1"

@@ -1,28 +1,33 @@
-"""The evaluate stage on a tiny canonical split: CSVs, failures, renders, bad input."""
+"""Stage evaluate called with explicit Inputs / Outputs on a tiny canonical split: CSVs,
+failures, renders, bad input."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from eval_fixtures import gt_layout, pred_layout
 from PIL import Image
 
-from gsdf.eval.evaluate import EvalConfig, EvaluationError, evaluate_sample, run_evaluate
-from gsdf.eval.evaluate import sample_paths as make_paths
-from gsdf.eval.render import gallery_ids
+from gsdf.eval.evaluate import EvaluationError
+from gsdf.stages import evaluate
 
 
 def _run(layout, threads=2, **params):
-    root = layout.root
-    out = root / "gsdf_synth"
-    renders = [out / "renders" / f"{w}.png" for w in ("best", "median", "worst")]
-    summary = run_evaluate(
-        root, "gsdf", "synth",
-        [layout.dataset_shard(dataset="synth", split="test", shard=0)],
-        [layout.recon_shard(exp="gsdf", dataset="synth", shard=0)],
-        {"evaluate": {"num_points": 20000, **params}},
-        out / "metrics_per_sample.csv", out / "metrics.csv", renders, threads=threads,
-        gallery=out / "renders" / "gallery.png")
+    out = layout.root / "gsdf_synth"
+    renders = tuple(out / "renders" / f"{w}.png" for w in ("best", "median", "worst"))
+    pred = pred_layout(layout, "gsdf")
+    inputs = evaluate.Inputs(
+        gt_layout(layout).root, (layout.dataset_shard(dataset="synth", split="test", shard=0),),
+        (layout.recon_shard(exp="gsdf", dataset="synth", shard=0),), pred.meshes_dir,
+        pred.poses_dir)
+    outputs = evaluate.Outputs(out / "metrics_per_sample.csv", out / "metrics.csv", renders,
+                               out / "renders" / "gallery.png")
+    params = {"evaluate": {"num_points": 20000, **params}, "experiment": {"name": "gsdf"},
+              "dataset": {"name": "synth"}}
+    summary = evaluate.run(inputs, outputs, params, threads=threads)
     return summary, pd.read_csv(out / "metrics_per_sample.csv"), renders
 
 
@@ -63,31 +68,11 @@ def test_evaluate_writes_metrics_counts_failures_and_renders(split_with_predicti
     assert gallery.size == (5 * 192, 3 * (192 + 20))
 
 
-def test_gallery_ids_spread_over_the_ranking():
-    frame = pd.DataFrame({"id": [f"s{i:02d}" for i in range(13)],
-                          "chamfer_hand_cm2": [float(12 - i) for i in range(12)] + [np.nan]})
-    picked = gallery_ids(frame, rows=6)
-    # 12 valid samples, best (lowest CD: s11) first; quantiles 1/12, 3/12, ... 11/12
-    assert [q for q, _ in picked] == pytest.approx([(i + 0.5) / 6 for i in range(6)])
-    assert [sid for _, sid in picked] == ["s10", "s08", "s06", "s04", "s02", "s00"]
-    assert len(gallery_ids(frame.iloc[:2], rows=6)) == 2
-    assert gallery_ids(frame.iloc[12:], rows=6) == []
-
-
 def test_parallel_and_serial_agree(split_with_predictions):
     layout, _ = split_with_predictions
     serial = _run(layout, threads=1)[1]
     parallel = _run(layout, threads=3)[1]
     pd.testing.assert_frame_equal(serial, parallel)
-
-
-def test_missing_pose_is_a_failure(split_with_predictions):
-    layout, ids = split_with_predictions
-    layout.pose_pred(exp="gsdf", dataset="synth", id=ids[0]).unlink()
-    paths = make_paths(layout, "gsdf", "synth", ids[:1])[0]
-    row = evaluate_sample(paths, EvalConfig(num_points=5000, contact=False))
-    assert row["failed"] and "pose" in row["reason"]
-    assert np.isfinite(row["chamfer_hand_cm2"])
 
 
 def test_empty_split_is_a_clear_error(tmp_path, make_split):
@@ -96,37 +81,29 @@ def test_empty_split_is_a_clear_error(tmp_path, make_split):
         _run(layout)
 
 
-def test_renders_draw_the_evaluated_component(tmp_path):
-    """With keep_largest (evaluate's largest_component) a small floating piece of a predicted
-    mesh is not drawn: the panel equals the one of the main piece alone."""
-    import trimesh
-
-    from gsdf.eval.render import sample_panel
-
-    main = trimesh.creation.icosphere(2, radius=0.04)
-    main.apply_translation((0.0, 0.0, 0.4))
-    floater = trimesh.creation.icosphere(1, radius=0.005)
-    floater.apply_translation((0.03, 0.06, 0.35))
-    both = trimesh.util.concatenate([main, floater])
-    paths = {}
-    for name, mesh in (("main", main), ("both", both)):
-        paths[name] = tmp_path / f"{name}.ply"
-        mesh.export(paths[name])
-    gt = (paths["main"], paths["main"])
-    rgb = tmp_path / "missing.jpg"
-    alone = np.asarray(sample_panel(rgb, gt, (paths["main"], paths["main"]), "t", 96))
-    kept = np.asarray(sample_panel(rgb, gt, (paths["both"], paths["both"]), "t", 96,
-                                   keep_largest=True))
-    raw = np.asarray(sample_panel(rgb, gt, (paths["both"], paths["both"]), "t", 96))
-    np.testing.assert_array_equal(kept, alone)
-    assert not np.array_equal(raw, alone)
+def test_evaluate_reports_the_root_error_and_the_unsolved_roots(split_with_predictions):
+    """metrics column root_err_cm = |pose root - annotated wrist| (cm), NaN without a root;
+    a no_root sample's reason names it."""
+    layout, ids = split_with_predictions
+    path = pred_layout(layout, "gsdf").pose(ids[0])
+    pose = json.loads(path.read_text())
+    wrist = np.asarray(json.loads(gt_layout(layout).meta(ids[0]).read_text()
+                                  )["hand_joints_3d"][0])
+    path.write_text(json.dumps({**pose, "root": (wrist + [0.03, 0.0, 0.04]).tolist()}))
+    recon = layout.recon_shard(exp="gsdf", dataset="synth", shard=0)
+    manifest = json.loads(recon.read_text())
+    recon.write_text(json.dumps({**manifest, "no_root": [{"id": ids[3], "reason": "degenerate"}]}))
+    summary, per_sample, _ = _run(layout, threads=1, num_points=2000, contact=False)
+    per_sample = per_sample.set_index("id")
+    assert per_sample.loc[ids[0], "root_err_cm"] == pytest.approx(5.0)
+    assert np.isnan(per_sample.loc[ids[1], "root_err_cm"])
+    assert per_sample.loc[ids[3], "reason"].startswith("root not solved (degenerate)")
+    assert summary.loc[0, "root_err_cm_median"] == pytest.approx(5.0)
 
 
 def test_samples_skipped_upstream_fail_with_the_reason_and_are_never_scored(
         split_with_predictions):
     """#25 item 2: an older prediction left for a sample skipped upstream is not scored."""
-    import json
-
     layout, ids = split_with_predictions
     recon = layout.recon_shard(exp="gsdf", dataset="synth", shard=0)
     manifest = json.loads(recon.read_text())
@@ -134,7 +111,7 @@ def test_samples_skipped_upstream_fail_with_the_reason_and_are_never_scored(
     manifest["missing"] = [ids[0]]
     manifest["skipped_upstream"] = [{"id": ids[0], "reason": "rgb.jpg: image does not decode"}]
     recon.write_text(json.dumps(manifest))
-    assert layout.mesh_hand(exp="gsdf", dataset="synth", id=ids[0]).exists()
+    assert pred_layout(layout, "gsdf").mesh("hand", ids[0]).exists()
     summary, per_sample, _ = _run(layout)
     by_id = per_sample.set_index("id")
     assert list(per_sample["id"]) == ids  # test-split order kept
@@ -152,8 +129,8 @@ def test_every_ground_truth_missing_is_an_error(split_with_predictions):
     import shutil
 
     layout, _ = split_with_predictions
-    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "mesh_hand")
-    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "mesh_obj")
-    shutil.rmtree(layout.split_dir(dataset="synth", split="test") / "meta")
+    gt = gt_layout(layout)
+    for kind in ("mesh_hand", "mesh_obj", "meta"):
+        shutil.rmtree(gt.folder(kind))
     with pytest.raises(EvaluationError, match="no ground truth of any test sample"):
         _run(layout)

@@ -1,5 +1,5 @@
 # Stage `compare` (the report's tables): every experiment of config["experiments"] on a
-# dataset side by side, laid out like the paper's tables (gsdf/eval/compare.py):
+# dataset side by side, laid out like the paper's tables (gsdf/stages/compare.py):
 # {dataset}_comparison.csv, .md and a bar chart. `snakemake --report report.html` collects
 # these and the evaluation renders.
 
@@ -28,7 +28,8 @@ rule compare:
         mem_mb=1000,
     params:
         pairs=pipe.compare_pairs,
+        cfg=pipe.compare_params,
     shell:
-        "gsdf compare --dataset {wildcards.dataset} --metrics {params.pairs}"
+        "gsdf compare --metrics {params.pairs}"
         " --csv {output.csv:q} --md {output.md:q} --plot {output.plot:q}"
-        " > {log:q} 2>&1"
+        " --params {params.cfg:q} > {log:q} 2>&1"

@@ -10,7 +10,7 @@ import torch
 
 from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
 from gsdf.geometry.mesh_io import load_mesh
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout
 
 RECON_SCALE = 7.0
 WRIST = np.array([0.02, -0.03, 0.55])
@@ -71,23 +71,23 @@ class FakeDataset:
 
 
 def _run(tmp_path, ids, mode="coarse_to_fine"):
-    layout = Layout(tmp_path / "results")
+    layout = PredictionLayout(tmp_path / "meshes", tmp_path / "poses")
     model = FakeModel()
     cfg = ReconstructConfig(mode=mode, resolution=128, lipschitz=1.4)
     manifest = reconstruct_samples(model, FakeDataset(["000000_000", "000000_empty"]), ids,
-                                   layout, "fake", "synth", cfg)
+                                   layout, cfg)
     return layout, manifest, model
 
 
 def test_meshes_land_in_camera_space_and_poses_are_written(tmp_path):
     layout, manifest, _ = _run(tmp_path, ["000000_000"])
     assert manifest["done"] == ["000000_000"] and manifest["no_surface"] == []
-    hand = load_mesh(layout.mesh_hand(exp="fake", dataset="synth", id="000000_000"))
-    obj = load_mesh(layout.mesh_obj(exp="fake", dataset="synth", id="000000_000"))
+    hand = load_mesh(layout.mesh("hand", "000000_000"))
+    obj = load_mesh(layout.mesh("obj", "000000_000"))
     voxel_m = 2.0 / 127 / (RECON_SCALE / 2)  # first-grid voxel in metres; the mesh is finer
     assert np.abs(capsule_sdf(hand.vertices)).max() < 0.25 * voxel_m
     assert np.abs(sphere_sdf(obj.vertices)).max() < 0.25 * voxel_m
-    pose = json.loads(layout.pose_pred(exp="fake", dataset="synth", id="000000_000").read_text())
+    pose = json.loads(layout.pose("000000_000").read_text())
     assert np.allclose(pose["joints"], np.tile(WRIST, (21, 1)), atol=1e-6)
     assert pose["obj_corners"] is None and len(pose["obj_center"]) == 3
     stats = manifest["stats"]["000000_000"]
@@ -99,8 +99,8 @@ def test_field_without_zero_crossing_is_reported_and_the_shard_goes_on(tmp_path)
     assert manifest["done"] == ["000000_000"]
     assert manifest["no_surface"] == [{"id": "000000_empty", "fields": ["obj"]}]
     assert manifest["missing"] == ["not_packed"]
-    assert layout.mesh_hand(exp="fake", dataset="synth", id="000000_empty").exists()
-    assert not layout.mesh_obj(exp="fake", dataset="synth", id="000000_empty").exists()
+    assert layout.mesh("hand", "000000_empty").exists()
+    assert not layout.mesh("obj", "000000_empty").exists()
 
 
 def test_dense_mode_gives_the_same_meshes_with_many_more_queries(tmp_path):
@@ -108,9 +108,9 @@ def test_dense_mode_gives_the_same_meshes_with_many_more_queries(tmp_path):
     layout_d, man_d, model_d = _run(tmp_path / "dense", ["000000_000"], mode="dense")
     assert model_d.queries == 2 * 2 * 128 ** 3
     assert model_c.queries * 10 < model_d.queries
-    for which in ("mesh_hand", "mesh_obj"):
-        a = load_mesh(layout_c.path(which, exp="fake", dataset="synth", id="000000_000"))
-        b = load_mesh(layout_d.path(which, exp="fake", dataset="synth", id="000000_000"))
+    for which in ("hand", "obj"):
+        a = load_mesh(layout_c.mesh(which, "000000_000"))
+        b = load_mesh(layout_d.mesh(which, "000000_000"))
         np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
         np.testing.assert_array_equal(a.faces, b.faces)
 
@@ -127,17 +127,16 @@ def test_a_rerun_removes_the_shards_earlier_outputs(tmp_path):
     import subprocess
 
     layout, manifest, _ = _run(tmp_path, ["000000_000"])
-    files = [layout.mesh_hand(exp="fake", dataset="synth", id="000000_000"),
-             layout.mesh_obj(exp="fake", dataset="synth", id="000000_000"),
-             layout.pose_pred(exp="fake", dataset="synth", id="000000_000")]
+    files = [layout.mesh("hand", "000000_000"), layout.mesh("obj", "000000_000"),
+             layout.pose("000000_000")]
     assert all(p.exists() for p in files)
     dead = subprocess.Popen(["true"])
     dead.wait()
     stale = files[0].parent / f".000000_000_hand.{dead.pid}.abcd1234.tmp.ply"
     stale.write_bytes(b"half")
     cfg = ReconstructConfig(mode="coarse_to_fine", resolution=32, lipschitz=1.4)
-    manifest = reconstruct_samples(FakeModel(), FakeDataset([]), ["000000_000"], layout, "fake",
-                                   "synth", cfg, upstream={"000000_000": "NaN joints"})
+    manifest = reconstruct_samples(FakeModel(), FakeDataset([]), ["000000_000"], layout, cfg,
+                                   upstream={"000000_000": "NaN joints"})
     assert manifest["missing"] == ["000000_000"]
     assert manifest["skipped_upstream"] == [{"id": "000000_000", "reason": "NaN joints"}]
     assert not any(p.exists() for p in files) and not stale.exists()

@@ -1,4 +1,5 @@
-"""compare: the paper's table from several metrics.csv files."""
+"""Stage compare called with explicit Inputs / Outputs: the paper's table from several
+metrics.csv files."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from gsdf.eval.compare import run_compare
 from gsdf.eval.evaluate import METRICS, summarize
+from gsdf.stages import compare
 
 
 def _metrics_csv(path, chamfer_hand, joint):
@@ -27,7 +28,8 @@ def test_comparison_csv_markdown_and_plot(tmp_path):
     a = _metrics_csv(tmp_path / "a.csv", [0.1, 0.2, 10.0], 1.5)  # median 0.2, mean 3.43
     b = _metrics_csv(tmp_path / "b.csv", [0.3, 0.3, 0.3], np.nan)  # no joints predicted
     out = [tmp_path / n for n in ("cmp.csv", "cmp.md", "cmp.png")]
-    run_compare({"gf": b, "gsdf": a}, "synth", *out)
+    compare.run(compare.Inputs({"gf": b, "gsdf": a}), compare.Outputs(*out),
+                {"dataset": {"name": "synth"}})
     table = pd.read_csv(out[0]).set_index("experiment")
     assert list(table.index) == ["gf", "gsdf"]
     assert table.loc["gsdf", "CDh_cm2"] == 0.2  # the median, as the paper quotes

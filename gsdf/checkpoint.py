@@ -1,4 +1,6 @@
-"""The checkpoint format of ``train_pose`` / ``train_sdf``, its validation, and loading.
+"""The checkpoint format of ``train_pose`` / ``train_sdf``: its one author (write, read,
+check, load a trained model). Below both ``gsdf.train`` (which writes it) and ``gsdf.eval`` /
+the stages (which load it), so that evaluation never imports the training package.
 
 A checkpoint is one ``torch.save`` dict, loadable with ``weights_only=True``:
 
@@ -37,6 +39,7 @@ import pickle
 import random
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,9 +225,26 @@ def _recorded_hand_asset(ckpt: Mapping[str, Any], path: str | Path) -> dict[str,
                                           None)}
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
-                       expect: Mapping[str, Any] | None = None,
-                       **context: Any) -> tuple[nn.Module, dict]:
+@dataclass
+class Trained:
+    """A finished training run, loaded.
+
+    Attributes:
+        model: the model, ``eval()``, on the requested device.
+        experiment: the resolved experiment it was trained with (``experiment["dataset"]``
+            holds the dataset settings).
+        train: the run's ``TrainConfig`` as a dict (image size, frames ... it trained with).
+        dataset: the dataset settings of the run (``name``, ``recon_scale`` ...).
+    """
+
+    model: nn.Module
+    experiment: dict
+    train: dict
+    dataset: dict
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu",
+                 expect: Mapping[str, Any] | None = None, **context: Any) -> Trained:
     """Build the model a finished training run saved, in eval mode, with its weights.
 
     Args:
@@ -235,11 +255,6 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
         **context: extra build context of ``gsdf.models.build_model`` (e.g. ``hand_asset``).
             A model trained with a pose checkpoint is rebuilt with ``restore=True`` from its
             resolved settings: its state dict already holds the frozen pose network.
-
-    Returns:
-        ``(model, experiment)``: the model (``eval()``, on ``device``) and the resolved
-        experiment dict it was trained with (``experiment["dataset"]`` holds the dataset
-        settings).
 
     Raises:
         FileNotFoundError, CheckpointError.
@@ -266,5 +281,14 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
     load_weights(model, ckpt["state_dict"], path)
     model.to(device).eval()
     experiment = dict(ckpt["experiment"])
-    experiment.setdefault("dataset", dict(ckpt.get("dataset") or {}))
-    return model, experiment
+    dataset = dict(ckpt.get("dataset") or {})
+    experiment.setdefault("dataset", dataset)
+    return Trained(model, experiment, dict(ckpt.get("train") or {}), dataset)
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
+                       expect: Mapping[str, Any] | None = None,
+                       **context: Any) -> tuple[nn.Module, dict]:
+    """``(model, experiment)`` of :func:`load_trained` (same arguments and errors)."""
+    trained = load_trained(path, device, expect, **context)
+    return trained.model, trained.experiment

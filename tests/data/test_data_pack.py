@@ -1,4 +1,5 @@
-"""Stage pack and the LMDB readers: lossless round trip, counts, O(1) lookups, concurrency."""
+"""The packed format and the LMDB readers: lossless round trip, counts, O(1) lookups,
+concurrency (the stage's own checks: tests/stages/test_pack.py)."""
 
 import json
 import shutil
@@ -6,12 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from sdf_fixtures import SMALL_PARAMS, write_split
 from torch.utils.data import DataLoader, Dataset
 
 from gsdf.data.lmdb_io import PackError, RGBReader, SDFReader, read_meta_info
-from gsdf.data.pack import check_database, load_annotations, pack_split
-from gsdf.geometry.sdf import load_shard
+from gsdf.data.pack import check_database, load_annotations
+from gsdf.data.sdf_shard import load_shard
 
 
 def test_round_trip_is_lossless(packed_split):
@@ -107,44 +107,6 @@ def test_training_on_a_truncated_database_is_a_clear_error(packed_split, tmp_pat
     os.truncate(data, data.stat().st_size // 2)
     with pytest.raises(PackError, match=r"sdf_hand.lmdb: truncated .*rerun pack"):
         build_dataset(bad, kind="sdf", train=True)
-
-
-def test_missing_split_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="pack"):
-        load_annotations(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="synth/prepare"):
-        pack_split(tmp_path / "nowhere", [], [], tmp_path / "a.json", tmp_path / "r.lmdb",
-                   tmp_path / "h.lmdb", tmp_path / "o.lmdb", SMALL_PARAMS, progress=False)
-
-
-def test_bad_samples_are_skipped_with_reasons(tmp_path):
-    from gsdf.geometry.sdf import read_skipped, run_shard
-
-    split_dir = tmp_path / "datasets" / "synth" / "train"
-    manifests = write_split(split_dir, videos=1, frames=4, shards=1)
-    (split_dir / "mesh_obj" / "000000_001.ply").write_bytes(b"ply\ngarbage")  # unreadable
-    sdf = tmp_path / "shard_000.npz"
-    counts = run_shard(split_dir, manifests[0], sdf, tmp_path / "skipped.csv", SMALL_PARAMS,
-                       progress=False)
-    assert counts == {"done": 3, "skipped": 1}
-    (split_dir / "rgb" / "000000_002.jpg").write_bytes(b"not a jpeg")  # undecodable image
-    meta = json.loads((split_dir / "meta" / "000000_003.json").read_text())
-    del meta["cam_intr"]
-    (split_dir / "meta" / "000000_003.json").write_text(json.dumps(meta))
-    out = tmp_path / "packed"
-    counts = pack_split(split_dir, manifests, [sdf], out / "annotations.json", out / "rgb.lmdb",
-                        out / "sdf_hand.lmdb", out / "sdf_obj.lmdb", SMALL_PARAMS,
-                        progress=False)
-    assert counts == {"packed": 1, "skipped": 3}
-    reasons = {r["id"]: r["reason"] for r in read_skipped(out / "skipped.csv")}
-    assert "SDF" in reasons["000000_001"]
-    assert "decodable" in reasons["000000_002"]
-    assert "cam_intr" in reasons["000000_003"]
-    coco = load_annotations(out)
-    assert [a["sample_id"] for a in coco["annotations"]] == ["000000_000"]
-    assert len(coco["info"]["skipped"]) == 3
-    for name in ("rgb.lmdb", "sdf_hand.lmdb", "sdf_obj.lmdb"):
-        check_database(out, name, coco)
 
 
 class ReadAll(Dataset):

@@ -1,0 +1,18 @@
+"""Fixtures: a tiny canonical test split with predictions (tests/eval/eval_fixtures.py)."""
+
+from __future__ import annotations
+
+import eval_fixtures
+import pytest
+
+
+@pytest.fixture
+def make_split():
+    """``make_split(results, ids) -> Layout``: writes a canonical test split."""
+    return eval_fixtures.write_split
+
+
+@pytest.fixture
+def split_with_predictions(tmp_path):
+    """4 samples: two good (one scaled and shifted), one without object mesh, one corrupt."""
+    return eval_fixtures.split_with_predictions(tmp_path)
