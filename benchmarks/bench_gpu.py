@@ -294,7 +294,7 @@ def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
     import gsdf.eval.reconstruct as rec
     import gsdf.geometry.meshing as meshing
     from gsdf.geometry.mesh_io import load_mesh
-    from gsdf.paths import Layout
+    from gsdf.paths import PredictionLayout
 
     experiment, defaults = paper_experiment("gsdf")
     cfg = train_config(experiment, defaults)
@@ -333,17 +333,17 @@ def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for mode in ("coarse_to_fine", "dense"):
-                rcfg = rec.ReconstructConfig(mode=mode, resolution=resolution,
-                                             point_batch_size=1 << 18)
+                rcfg = rec.ReconstructConfig(mode=mode, resolution=resolution)
                 root = Path(tmp) / mode
-                rec.reconstruct_samples(proxy, data, ids[:1], Layout(root), "warm", "synth",
-                                        rcfg, dev)  # warm-up: kernels, allocator
+                out_layout = PredictionLayout(root / "meshes", root / "poses")
+                rec.reconstruct_samples(proxy, data, ids[:1], out_layout, rcfg, dev,
+                                        point_batch_size=1 << 18)  # warm-up: kernels, allocator
                 for key in timers:
                     timers[key] = 0.0
                 sync(dev)
                 t0 = time.perf_counter()
-                man = rec.reconstruct_samples(proxy, data, ids[1:], Layout(root), "bench",
-                                              "synth", rcfg, dev)
+                man = rec.reconstruct_samples(proxy, data, ids[1:], out_layout, rcfg, dev,
+                                              point_batch_size=1 << 18)
                 seconds = time.perf_counter() - t0
                 n = max(len(ids) - 1, 1)
                 out["modes"][mode] = {
@@ -354,9 +354,9 @@ def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
                     "no_surface": man["num_no_surface"]}
             cds = []
             for sid in ids[1:]:
-                for kind in ("mesh_hand", "mesh_obj"):
-                    a, b = (load_mesh(Layout(Path(tmp) / m).path(kind, exp="bench",
-                                                                 dataset="synth", id=sid))
+                for part in ("hand", "obj"):
+                    a, b = (load_mesh(PredictionLayout(Path(tmp) / m / "meshes",
+                                                       Path(tmp) / m / "poses").mesh(part, sid))
                             for m in ("coarse_to_fine", "dense"))
                     cds.append(chamfer_mm(np.asarray(a.vertices), np.asarray(b.vertices)))
             out["chamfer_mm_max"] = max(cds) if cds else float("nan")

@@ -9,7 +9,7 @@ import torch
 
 from gsdf.eval.reconstruct import ReconstructConfig, reconstruct_samples
 from gsdf.geometry.mesh_io import load_mesh
-from gsdf.paths import Layout
+from gsdf.paths import PredictionLayout
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -54,11 +54,12 @@ def test_dense_and_coarse_to_fine_on_cuda_agree(tmp_path):
     meshes = {}
     for mode in ("coarse_to_fine", "dense"):
         model = CudaSphereModel()
-        layout = Layout(tmp_path / mode)
-        cfg = ReconstructConfig(mode=mode, resolution=64, point_batch_size=10000)
-        man = reconstruct_samples(model, Items(), Items.ids, layout, "x", "synth", cfg, "cuda")
+        layout = PredictionLayout(tmp_path / mode / "meshes", tmp_path / mode / "poses")
+        cfg = ReconstructConfig(mode=mode, resolution=64)
+        man = reconstruct_samples(model, Items(), Items.ids, layout, cfg, "cuda",
+                                  point_batch_size=10000)
         assert man["done"] == Items.ids and model.devices == {"cuda"}
-        meshes[mode] = load_mesh(layout.mesh_obj(exp="x", dataset="synth", id=Items.ids[0]))
+        meshes[mode] = load_mesh(layout.mesh("obj", Items.ids[0]))
     np.testing.assert_allclose(meshes["coarse_to_fine"].vertices, meshes["dense"].vertices,
                                atol=1e-6)
     dist = np.abs(np.linalg.norm(meshes["dense"].vertices - CENTRE, axis=1) - RADIUS)
