@@ -70,15 +70,16 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 
 
 def stage_process(workdir: Path, stage: str) -> psutil.Process | None:
-    """The process running ``gsdf <stage>`` in ``workdir`` (for ``train``: the torchrun worker,
-    not the launcher)."""
+    """The process running ``gsdf <stage>`` in ``workdir`` (for ``train``: the torchrun worker
+    of ``gsdf train_pose`` or ``gsdf train_sdf``, not the launcher)."""
     for proc in processes_in(workdir):
         try:
             cmd = proc.cmdline()
         except psutil.NoSuchProcess:
             continue
         words = [Path(c).name for c in cmd[:3]]
-        if "gsdf" in words and stage in cmd[:4] and not any("torchrun" in c for c in cmd[:2]):
+        names = {stage} if stage != "train" else {"train_pose", "train_sdf"}
+        if "gsdf" in words and names & set(cmd[:4]) and not any("torchrun" in c for c in cmd[:2]):
             return proc
     return None
 
