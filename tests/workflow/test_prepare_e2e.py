@@ -40,8 +40,8 @@ def check_metrics(res: Path, dataset: str, num_test: int) -> None:
     assert int(row["num_samples"]) == num_test
     # every test sample is accounted for (a 1-epoch micro model may find no surface: that is
     # the model's quality, not the data's plumbing)
-    assert (int(row["num_evaluated"]) + int(row["num_failed"]) + int(row["num_no_surface"])
-            == num_test)
+    assert int(row["num_evaluated"]) + int(row["num_failed"]) == num_test  # failed includes
+    # the samples without surface
 
 
 @pytest.mark.slow
