@@ -36,7 +36,7 @@ def test_a_mistake_in_an_experiment_file_fails_the_dry_run(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     path = work / "config" / "experiments" / "alignsdf.yaml"
     exp = yaml.safe_load(path.read_text())
-    exp["model_args"]["hand_sdf_wieght"] = 0.7
+    exp.setdefault("model_args", {})["hand_sdf_wieght"] = 0.7
     path.write_text(yaml.safe_dump(exp))
     proc = snakemake(work, "-n", check=False, timeout=300)
     out = proc.stdout + proc.stderr

@@ -45,21 +45,7 @@ def packed(tmp_path_factory) -> Path:
     spec = importlib.util.spec_from_file_location("recipe_sdf_fixtures", DATA_FIXTURES)
     fx = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fx)
-    from gsdf.data.pack import pack_split
-    from gsdf.geometry.sdf import run_shard
-
-    root = tmp_path_factory.mktemp("packed")
-    split_dir = root / "datasets" / "synth" / "train"
-    manifests = fx.write_split(split_dir)
-    shards = []
-    for k, m in enumerate(manifests):
-        out = root / "synth" / "sdf" / "train" / f"shard_{k:03d}.npz"
-        run_shard(split_dir, m, out, out.with_suffix(".csv"), fx.SMALL_PARAMS, progress=False)
-        shards.append(out)
-    dst = root / "synth" / "train"
-    pack_split(split_dir, manifests, shards, dst / "annotations.json", dst / "rgb.lmdb",
-               dst / "sdf_hand.lmdb", dst / "sdf_obj.lmdb", fx.SMALL_PARAMS, progress=False)
-    return dst
+    return fx.sample_and_pack(tmp_path_factory.mktemp("packed"))
 
 
 def test_the_documented_model_trains_two_steps_and_reloads(gf_pixel, packed, tmp_path):
