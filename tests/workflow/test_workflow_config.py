@@ -66,5 +66,7 @@ def test_runtime_settings_do_not_change_params(workdir):
     assert "--batch 7" in tuned and "--batch 256" in base
     assert "--point-batch-size 1024" in tuned and "--point-batch-size 65536" in base
     for stage, key in (("pack", '"batch"'), ("reconstruct", "point_batch")):
-        assert params_of(base, stage) and params_of(base, stage) == params_of(tuned, stage)
+        # the dry run's job order is not fixed: compare the commands as sets
+        assert params_of(base, stage)
+        assert sorted(params_of(base, stage)) == sorted(params_of(tuned, stage))
         assert all(key not in p for p in params_of(base, stage)), stage
