@@ -35,8 +35,10 @@ preemption) next to its final ``checkpoint.pt``, which exists only once training
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import shutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gsdf import paths
 from gsdf.utils.io import atomic_path
 
 FORMAT_VERSION = 1
@@ -61,8 +64,27 @@ class CheckpointError(RuntimeError):
 
 def last_checkpoint_path(final: str | Path) -> Path:
     """Where the resumable checkpoint of a run whose final checkpoint is ``final`` lives."""
+    return paths.last_checkpoint(final)
+
+
+def keep_final_as_last(final: str | Path) -> Path:
+    """Make the resumable checkpoint of a finished run hold its final state.
+
+    ``checkpoint.last.pt`` becomes a hard link to ``final`` (no extra disk; a copy where the
+    file system has no hard links), so a job that fails after training finished (a signal in
+    the seconds before it exits: Snakemake then deletes ``checkpoint.pt``) is resumed by its
+    retry at the end, without training again. The training rule removes it once its command
+    has succeeded (``docs/cluster.md``).
+    """
     final = Path(final)
-    return final.with_name(final.stem + ".last" + final.suffix)
+    last = last_checkpoint_path(final)
+    with atomic_path(last) as tmp:
+        try:
+            tmp.unlink()  # the link takes the temporary name
+            os.link(final, tmp)
+        except OSError:
+            shutil.copyfile(final, tmp)
+    return last
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -82,6 +82,12 @@ SAMPLE_FILES: dict[str, tuple[str, str]] = {
 MESH_PARTS = ("hand", "obj")
 
 
+def last_checkpoint(final: str | Path) -> Path:
+    """The resumable ``checkpoint.last.pt`` beside a training run's final ``checkpoint.pt``."""
+    final = Path(final)
+    return final.with_name(final.stem + ".last" + final.suffix)
+
+
 def shard_name(shard: int | str) -> str:
     """Zero-padded shard number: ``3 -> "003"``; strings (wildcards) pass through."""
     if isinstance(shard, str):

@@ -16,7 +16,7 @@ from typing import Any
 
 from gsdf.config import resolve_experiment
 from gsdf.hand_asset import check_hand_config
-from gsdf.paths import Layout
+from gsdf.paths import Layout, last_checkpoint
 
 
 def dumps(obj) -> str:
@@ -271,6 +271,12 @@ class Pipeline:
         if "init" in input.keys():
             args.append("--init-checkpoint " + shlex.quote(str(input.init)))
         return " ".join(args)
+
+    @staticmethod
+    def last_checkpoint(wildcards, output) -> str:
+        """The job's ``checkpoint.last.pt``: the training rules remove it once their command
+        has succeeded (until then it holds the final state, :mod:`gsdf.train.loop`)."""
+        return str(last_checkpoint(output.checkpoint))
 
     def reconstruct_inputs(self, wildcards) -> dict[str, str]:
         """Checkpoint, packed test split and the test shard manifest (the ids), plus the pose

@@ -13,7 +13,10 @@ Resume semantics (what makes a Snakemake rerun continue a killed job):
 * a new run with the same experiment finds it and continues at the same step: same weights,
   optimizer, scheduler, per-rank RNG states, and the sample order skips the consumed batches;
   so a resumed run ends bit-identical to an uninterrupted one;
-* ``checkpoint.pt`` (the rule's output) is written only when the last epoch is done.
+* ``checkpoint.pt`` (the rule's output) is written only when the last epoch is done;
+  ``checkpoint.last.pt`` then holds the same final state (a hard link), so a job killed after
+  training finished but before it exited resumes at the end; the training rule removes it once
+  its command succeeded.
 """
 
 from __future__ import annotations
@@ -368,7 +371,8 @@ class Trainer:
             self.save(self.outputs.last, finished=False)
 
     def finish(self) -> None:
-        """Curves and ``config.yaml``, the final checkpoint; remove the resumable one."""
+        """Curves and ``config.yaml``, the final checkpoint, and the resumable one at the
+        final state (:func:`gsdf.checkpoint.keep_final_as_last`)."""
         env, outputs = self.env, self.outputs
         if env.is_main:
             name = self.experiment["model"]
@@ -378,8 +382,9 @@ class Trainer:
                 resolved = _resolved(self.experiment, self.dataset_info, self.cfg)
                 write_yaml(outputs.config, dict(resolved, world_size=env.world_size))
         self.save(outputs.checkpoint, finished=True)
-        if env.is_main and outputs.last.exists():
-            outputs.last.unlink()
+        if env.is_main:
+            # the final state stays resumable until the rule's command has succeeded
+            ckpt_io.keep_final_as_last(outputs.checkpoint)
         barrier(env)
 
 
@@ -451,6 +456,9 @@ def _maybe_resume(model: nn.Module, optimizer: torch.optim.Optimizer,
             print(f"{path}: written by {ckpt.get('world_size')} processes, resuming with "
                   f"{env.world_size}: restarting epoch {state.epoch + 1} (not bit-identical)",
                   file=sys.stderr)
-    if env.is_main:
+    if env.is_main and ckpt.get("finished"):
+        print(f"resuming from {path}: training had finished (epoch {state.epoch}, step "
+              f"{state.step}); writing the final checkpoint again", file=sys.stderr, flush=True)
+    elif env.is_main:
         print(f"resuming from {path}: epoch {state.epoch + 1}, batch {state.batch_in_epoch}, "
               f"step {state.step}", file=sys.stderr, flush=True)

@@ -48,7 +48,9 @@ def test_outputs_and_schedule(tmp_path):
     cfg = _cfg()
     model, rows, out = _run(tmp_path, cfg)
     assert out.checkpoint.exists() and out.curves.exists() and out.config.exists()
-    assert not out.last.exists(), "the resumable checkpoint is removed once training finished"
+    # the resumable checkpoint holds the final state (a hard link: no extra disk) until the
+    # training rule's command has succeeded and removes it
+    assert out.last.samefile(out.checkpoint)
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert [r["lr"] for r in rows] == pytest.approx([1e-2, 1e-2, 5e-3])  # step decay at 2
     assert all(r["steps"] == 6 for r in rows)  # 24 samples / 4
@@ -93,13 +95,42 @@ def test_resume_after_sigterm_matches_uninterrupted(tmp_path, num_workers, signa
 
     # rerun: a fresh process would build the model from the same seed, then resume
     resumed, _, _ = _run(tmp_path / "run", cfg, runtime=rt)
-    assert out.checkpoint.exists() and not out.last.exists()
+    assert out.checkpoint.exists() and read_checkpoint(out.last)["finished"]
     diff = max((a - b).abs().max().item() for a, b in
                zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True)
                if a.is_floating_point())
     assert diff < 1e-6
     assert _losses(out.log_csv) == _losses(ref_out.log_csv)
     assert read_checkpoint(out.checkpoint)["step"] == read_checkpoint(ref_out.checkpoint)["step"]
+
+
+class _CountingDataset(ToyDataset):
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+def test_job_killed_after_training_finished_resumes_at_the_end(tmp_path):
+    """A signal in the seconds between the final checkpoint and the job's exit fails the job,
+    and Snakemake deletes checkpoint.pt; the retry must not train again."""
+    cfg = _cfg()
+    done, rows, out = _run(tmp_path, cfg)
+    first = read_checkpoint(out.checkpoint)
+    out.checkpoint.unlink()  # what Snakemake does with the outputs of a failed job
+    data = _CountingDataset()
+    again, rows_again, _ = _run(tmp_path, cfg, dataset=data)
+    assert data.reads == 0, "the retry trained again"
+    second = read_checkpoint(out.checkpoint)
+    assert second["finished"] and second["step"] == first["step"] == 18
+    for k, v in first["state_dict"].items():
+        assert torch.equal(v, second["state_dict"][k]), k
+    assert [r["loss"] for r in rows_again] == [r["loss"] for r in rows]
+    assert out.curves.exists() and out.config.exists()
+    assert out.last.samefile(out.checkpoint)
 
 
 def test_changed_config_does_not_resume(tmp_path):

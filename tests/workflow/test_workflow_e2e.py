@@ -69,6 +69,8 @@ def test_every_stage_produces_its_outputs(workdir):
     assert 0 < gsdf["chamfer_hand_cm2_median"] < 100  # cm^2: a hand-sized mesh, not noise
     assert len(list((res / "gsdf_synth" / "meshes").glob("*_hand.ply"))) > 0
     assert (res / "synth" / "pose_pose" / "checkpoint.pt").exists()
+    # the trainer keeps the final state resumable; the rule removes it once its command succeeded
+    assert not list(res.rglob("checkpoint.last.pt"))
     comparison = pd.read_csv(res / "synth_comparison.csv")
     assert set(EXPERIMENTS) <= set(comparison.iloc[:, 0].astype(str))
     for name in ("synth_comparison.md", "synth_comparison.png",

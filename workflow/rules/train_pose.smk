@@ -29,10 +29,11 @@ rule train_pose:
     params:
         cfg=pipe.exp_params("train_pose", "pose_exp"),
         data=pipe.packed_dir("train"),
+        last=pipe.last_checkpoint,
     shell:
         "torchrun --standalone --nproc_per_node {resources.nproc} --no-python"
         " gsdf train_pose --data {params.data:q} --checkpoint {output.checkpoint:q}"
         " --log-csv {output.log_csv:q} --curves {output.curves:q}"
         " --config-out {output.config:q} --threads {threads} --params {params.cfg:q}"
         " --checkpoint-every {resources.checkpoint_every}"
-        " > {log:q} 2>&1"
+        " > {log:q} 2>&1 && rm -f {params.last:q}"

@@ -31,10 +31,11 @@ rule train_sdf:
         cfg=pipe.exp_params("train_sdf"),
         data=pipe.packed_dir("train"),
         pose=pipe.pose_checkpoint_arg,
+        last=pipe.last_checkpoint,
     shell:
         "torchrun --standalone --nproc_per_node {resources.nproc} --no-python"
         " gsdf train_sdf --data {params.data:q} --checkpoint {output.checkpoint:q}"
         " --log-csv {output.log_csv:q} --curves {output.curves:q}"
         " --config-out {output.config:q} {params.pose} --threads {threads}"
         " --checkpoint-every {resources.checkpoint_every}"
-        " --params {params.cfg:q} > {log:q} 2>&1"
+        " --params {params.cfg:q} > {log:q} 2>&1 && rm -f {params.last:q}"
