@@ -14,9 +14,13 @@ Two setups:
 samples meshed in dense mode (the first ``--dense-samples``) with the same samples in
 coarse-to-fine mode.
 
+``--backends`` instead compares where the coarse-to-fine bookkeeping runs (numpy vs torch on
+the CPU, alternating in one process; :func:`compare_backends`).
+
 Usage::
 
     python benchmarks/bench_reconstruct.py --samples 2 --dense-samples 1 --threads 1
+    python benchmarks/bench_reconstruct.py --backends --samples 3 --repeats 3 --threads 1
 """
 
 from __future__ import annotations
@@ -203,6 +207,100 @@ def run(args: argparse.Namespace) -> dict:
     return out
 
 
+def scene_fields(seed: int) -> dict:
+    """The hand and object fields of :func:`hand_scene` as numpy fields of the hand frame,
+    clamped at 0.05 like the networks' target (the wrist at the origin)."""
+    scale = RECON_SCALE / 2
+    wrist = np.zeros(3)
+
+    def field(part: int):
+        def fn(p: np.ndarray) -> np.ndarray:
+            return np.clip(hand_scene(p / scale, wrist, seed)[part] * scale, -0.05, 0.05)
+        return fn
+    return {"hand": field(0), "obj": field(1)}
+
+
+class _Timed:
+    """A numpy field that adds its seconds to ``seconds``."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.fn(points)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def _mesh_once(backend: str, seed: int, resolution: int) -> tuple[dict, object]:
+    """One sample meshed by ``mesh_fields`` with the bookkeeping in ``backend``: its seconds
+    (total, field queries, marching cubes, bookkeeping = the rest) and its result."""
+    import gsdf.geometry.meshing as meshing
+
+    fields = {k: _Timed(f) for k, f in scene_fields(seed).items()}
+    cubes, cube_s = meshing.marching_cubes, [0.0]
+
+    def timed_cubes(grid):
+        t0 = time.perf_counter()
+        out = cubes(grid)
+        cube_s[0] += time.perf_counter() - t0
+        return out
+
+    config = meshing.MeshingConfig(resolution=resolution, lipschitz=ReconstructConfig().lipschitz,
+                                   batch_size=1 << 22, backend=backend)
+    meshing.marching_cubes = timed_cubes
+    try:
+        t0 = time.perf_counter()
+        result = meshing.mesh_fields(fields, config)
+        total = time.perf_counter() - t0
+    finally:
+        meshing.marching_cubes = cubes
+    query = sum(f.seconds for f in fields.values())
+    return {"total": total, "query": query, "marching_cubes": cube_s[0],
+            "bookkeeping": total - query - cube_s[0]}, result
+
+
+def _same_meshes(a, b) -> bool:
+    """Byte-identical meshes and query counts of two ``MeshingResult``."""
+    if a.spec != b.spec or a.num_queries != b.num_queries:
+        return False
+    for name, mesh in a.meshes.items():
+        other = b.meshes[name]
+        if (mesh is None) != (other is None):
+            return False
+        if mesh is not None and any(x.tobytes() != y.tobytes()
+                                    for x, y in zip(mesh, other, strict=True)):
+            return False
+    return True
+
+
+def compare_backends(samples: int, repeats: int, resolution: int) -> dict:
+    """Seconds per sample of ``mesh_fields`` (coarse-to-fine, two analytic fields) with the
+    bookkeeping in numpy vs torch on the CPU, the two alternating ``repeats`` times in one
+    process (the machine may be shared: alternation spreads its load over both), and whether
+    every sample's meshes are identical."""
+    import os
+
+    _mesh_once("torch", 0, 16)  # warm-up: torch's first calls
+    times: dict = {b: [] for b in ("numpy", "torch")}
+    identical = True
+    for _ in range(repeats):
+        for seed in range(samples):
+            results = {}
+            for backend in ("numpy", "torch"):
+                secs, results[backend] = _mesh_once(backend, seed, resolution)
+                times[backend].append(secs)
+            identical &= _same_meshes(results["numpy"], results["torch"])
+    rows = {b: {k: round(float(np.mean([t[k] for t in ts])), 3) for k in ts[0]}
+            for b, ts in times.items()}
+    return {"resolution": resolution, "samples": samples, "repeats": repeats,
+            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+            "seconds_per_sample": rows, "identical_meshes": identical,
+            "bookkeeping_ratio_torch_over_numpy": round(
+                rows["torch"]["bookkeeping"] / rows["numpy"]["bookkeeping"], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="trained checkpoint.pt (default: decoder proxy)")
@@ -219,7 +317,17 @@ def main() -> None:
                         choices=["lipschitz", "sign"],
                         help="coarse-to-fine refinement rule(s), each run side by side with "
                              "dense on the same samples")
+    parser.add_argument("--backends", action="store_true",
+                        help="compare the coarse-to-fine bookkeeping in numpy and torch (CPU) "
+                             "on two analytic fields instead")
+    parser.add_argument("--repeats", type=int, default=3, help="--backends: alternations")
+    parser.add_argument("--resolution", type=int, default=128, help="--backends: grid nodes")
     args = parser.parse_args()
+    if args.backends:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(compare_backends(args.samples, args.repeats, args.resolution),
+                         indent=1))
+        return
     result = run(args)
     result["modes"] = {k: {kk: vv for kk, vv in v.items() if kk != "root"}
                        for k, v in result["modes"].items()}

@@ -20,14 +20,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from gsdf.geometry.mesh_io import save_mesh
-from gsdf.geometry.meshing import MeshingConfig, hand_to_camera, mesh_fields
+from gsdf.geometry.meshing import MeshingConfig, TorchField, hand_to_camera, mesh_fields
 from gsdf.paths import MESH_PARTS, PredictionLayout
 from gsdf.utils.io import write_json
 
@@ -126,12 +126,14 @@ def _branches(model: Any) -> list[str]:
 
 
 def decoder_field(model: Any, state: Any, branch: str, device: torch.device,
-                  batch_size: int, precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
-    """One decoder as a meshing query function, evaluated on ``device`` in batches.
+                  batch_size: int, precision: str = "fp32") -> TorchField:
+    """One decoder as a meshing field, evaluated on ``device`` in batches.
 
-    Each call moves the (K, 3) points to the device once (float32), runs the decoder on
-    chunks of ``batch_size`` points back to back without synchronising, and copies the K
-    values back once: the GPU stays busy while the CPU prepares the next call.
+    The coarse-to-fine bookkeeping queries it with float64 tensors already on ``device`` (no
+    host round trip); numpy callers (dense mode) call it with (K, 3) float64 points, which move
+    to the device once. Either way the points are rounded to float32 as the decoder's input, the
+    decoder runs on chunks of ``batch_size`` points back to back without synchronising, and the
+    values come back as float64.
 
     Args:
         model, state: the model and its ``encode`` output for one image.
@@ -141,18 +143,19 @@ def decoder_field(model: Any, state: Any, branch: str, device: torch.device,
         precision: ``fp32`` or ``bf16`` (autocast; values come back as float64 either way).
 
     Returns:
-        ``fn(points (K, 3) float64 hand frame) -> (K,) float64``.
+        a :class:`TorchField` on ``device``: ``query(points (K, 3) float64 tensor) -> (K,)
+        float64 tensor``, or called with numpy ``(K, 3) -> (K,)`` float64.
     """
-    def fn(points: np.ndarray) -> np.ndarray:
-        pts = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
+    def fn(points: torch.Tensor) -> torch.Tensor:
+        pts = points.to(device, torch.float32)
         out = torch.empty(len(pts), dtype=torch.float32, device=device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                     enabled=precision == "bf16"):
             for start in range(0, len(pts), batch_size):
                 chunk = pts[None, start:start + batch_size]
                 out[start:start + chunk.shape[1]] = model.query(state, chunk, branch)[0].float()
-        return out.cpu().numpy().astype(np.float64)
-    return fn
+        return out.double()
+    return TorchField(fn, device)
 
 
 def reconstruct_sample(model: Any, batch: Mapping[str, Any], cfg: ReconstructConfig,
