@@ -9,8 +9,10 @@ Prints, in one run:
   time), the data-wait share (time blocked on the DataLoader over the step time), and the loss
   of the same short run in each precision (same initial weights and batches);
 * ``reconstruct`` seconds per sample at 128^3, ``dense`` (the reference's two dense grids) vs
-  ``coarse_to_fine``, with the time in decoder queries and in marching cubes, and the Chamfer
-  agreement of the two modes' meshes;
+  ``coarse_to_fine`` (its bookkeeping on the device, ``coarse_to_fine``, and in numpy on the
+  CPU as before, ``coarse_to_fine_numpy``), with the time in decoder queries and in marching
+  cubes, the Chamfer agreement of the dense and coarse-to-fine meshes and whether the two
+  bookkeeping backends gave identical mesh files;
 * a PyTorch profiler table of gsdf's training step (top operators by device time).
 
 A step is :meth:`gsdf.train.loop.Trainer.step` (what ``gsdf train`` runs), fed by the loop's own
@@ -288,9 +290,54 @@ def chamfer_mm(a: np.ndarray, b: np.ndarray) -> float:
     return float(500.0 * (da + db))
 
 
+@dataclasses.dataclass(frozen=True)
+class _BackendConfig:
+    """A ``ReconstructConfig`` whose meshing bookkeeping runs in ``backend`` (``auto``: torch
+    on the GPU, what ``reconstruct`` does; ``numpy``: the CPU bookkeeping of before)."""
+
+    base: Any
+    backend: str
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def meshing(self, point_batch_size: int = 65536) -> Any:
+        return dataclasses.replace(self.base.meshing(point_batch_size), backend=self.backend)
+
+
+# name -> (reconstruct mode, coarse-to-fine bookkeeping backend)
+MESH_MODES = {"coarse_to_fine": ("coarse_to_fine", "auto"),
+              "coarse_to_fine_numpy": ("coarse_to_fine", "numpy"),
+              "dense": ("dense", "auto")}
+
+
+def _timed_decoder_field(field_fn: Any, timers: dict) -> Any:
+    """``decoder_field`` whose queries add their (synchronised) seconds to ``query_s``."""
+    from gsdf.geometry.meshing import TorchField
+
+    def make(*args: Any, **kw: Any) -> Any:
+        field = field_fn(*args, **kw)
+
+        def query(points: torch.Tensor) -> torch.Tensor:
+            t0 = time.perf_counter()
+            out = field.query(points)
+            sync(field.device)
+            timers["query_s"] += time.perf_counter() - t0
+            return out
+        return TorchField(query, field.device)
+    return make
+
+
+def _same_mesh_files(a: Path, b: Path) -> bool:
+    return a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
+
+
 def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
                   resolution: int) -> dict:
-    """Seconds per sample of dense vs coarse-to-fine ``reconstruct_samples``, same samples."""
+    """Seconds per sample of ``reconstruct_samples`` at ``resolution``^3, same samples:
+    coarse-to-fine with the bookkeeping on the device (``auto``), coarse-to-fine with the numpy
+    bookkeeping on the CPU (before), dense. ``rest_s`` = total - queries - marching cubes
+    (mostly the coarse-to-fine bookkeeping; also encoding and writing the meshes)."""
     import gsdf.eval.reconstruct as rec
     import gsdf.geometry.meshing as meshing
     from gsdf.geometry.mesh_io import load_mesh
@@ -312,55 +359,51 @@ def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
     timers = {"query_s": 0.0, "marching_cubes_s": 0.0}
     field, cubes = rec.decoder_field, meshing.marching_cubes
 
-    def timed_field(*args: Any, **kw: Any) -> Any:
-        fn = field(*args, **kw)
-
-        def run(points: np.ndarray) -> np.ndarray:
-            t0 = time.perf_counter()
-            out = fn(points)  # ends with a device -> host copy: synchronised
-            timers["query_s"] += time.perf_counter() - t0
-            return out
-        return run
-
     def timed_cubes(grid: Any) -> Any:
         t0 = time.perf_counter()
         out = cubes(grid)
         timers["marching_cubes_s"] += time.perf_counter() - t0
         return out
 
-    rec.decoder_field, meshing.marching_cubes = timed_field, timed_cubes
+    def layout(tmp: str, name: str) -> PredictionLayout:
+        return PredictionLayout(Path(tmp) / name / "meshes", Path(tmp) / name / "poses")
+
+    rec.decoder_field, meshing.marching_cubes = _timed_decoder_field(field, timers), timed_cubes
     out: dict = {"resolution": resolution, "samples": samples, "modes": {}}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for mode in ("coarse_to_fine", "dense"):
-                rcfg = rec.ReconstructConfig(mode=mode, resolution=resolution)
-                root = Path(tmp) / mode
-                out_layout = PredictionLayout(root / "meshes", root / "poses")
-                rec.reconstruct_samples(proxy, data, ids[:1], out_layout, rcfg, dev,
+            for name, (mode, backend) in MESH_MODES.items():
+                rcfg = _BackendConfig(rec.ReconstructConfig(mode=mode, resolution=resolution),
+                                      backend)
+                rec.reconstruct_samples(proxy, data, ids[:1], layout(tmp, name), rcfg, dev,
                                         point_batch_size=1 << 18)  # warm-up: kernels, allocator
                 for key in timers:
                     timers[key] = 0.0
                 sync(dev)
                 t0 = time.perf_counter()
-                man = rec.reconstruct_samples(proxy, data, ids[1:], out_layout, rcfg, dev,
-                                              point_batch_size=1 << 18)
+                man = rec.reconstruct_samples(proxy, data, ids[1:], layout(tmp, name), rcfg,
+                                              dev, point_batch_size=1 << 18)
                 seconds = time.perf_counter() - t0
                 n = max(len(ids) - 1, 1)
-                out["modes"][mode] = {
+                out["modes"][name] = {
                     "seconds_per_sample": seconds / n,
                     "query_s_per_sample": timers["query_s"] / n,
                     "marching_cubes_s_per_sample": timers["marching_cubes_s"] / n,
+                    "rest_s_per_sample": (seconds - timers["query_s"]
+                                          - timers["marching_cubes_s"]) / n,
                     "queries_per_sample": man["total_queries"] / n,
                     "no_surface": man["num_no_surface"]}
-            cds = []
+            cds, same = [], []
             for sid in ids[1:]:
                 for part in ("hand", "obj"):
-                    a, b = (load_mesh(PredictionLayout(Path(tmp) / m / "meshes",
-                                                       Path(tmp) / m / "poses").mesh(part, sid))
-                            for m in ("coarse_to_fine", "dense"))
+                    paths = {m: layout(tmp, m).mesh(part, sid) for m in MESH_MODES}
+                    same.append(_same_mesh_files(paths["coarse_to_fine"],
+                                                 paths["coarse_to_fine_numpy"]))
+                    a, b = (load_mesh(paths[m]) for m in ("coarse_to_fine", "dense"))
                     cds.append(chamfer_mm(np.asarray(a.vertices), np.asarray(b.vertices)))
             out["chamfer_mm_max"] = max(cds) if cds else float("nan")
             out["chamfer_mm_mean"] = float(np.mean(cds)) if cds else float("nan")
+            out["identical_backends"] = all(same)
     finally:
         rec.decoder_field, meshing.marching_cubes = field, cubes
     return out
@@ -404,7 +447,9 @@ def write_outputs(result: dict, table: pd.DataFrame, mesh: dict | None) -> str:
     if mesh:
         lines += ["", f"reconstruct at {mesh['resolution']}^3 (gsdf decoders, analytic field), "
                   f"{mesh['samples']} samples; Chamfer dense vs coarse-to-fine: mean "
-                  f"{mesh['chamfer_mm_mean']:.4f} mm, max {mesh['chamfer_mm_max']:.4f} mm", "",
+                  f"{mesh['chamfer_mm_mean']:.4f} mm, max {mesh['chamfer_mm_max']:.4f} mm; "
+                  "coarse-to-fine meshes identical with the bookkeeping on the device and in "
+                  f"numpy: {mesh['identical_backends']}", "",
                   pd.DataFrame(mesh["modes"]).T.to_markdown(floatfmt=".3g")]
     text = "\n".join(lines)
     out = os.environ.get("OUT")

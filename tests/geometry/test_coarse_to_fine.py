@@ -129,9 +129,13 @@ def test_tensor_field_is_queried_with_float64_tensors_in_the_numpy_chunks():
         d = (points - a - t[:, None] * (b - a)).norm(dim=1) - FINGER_RADIUS
         return d.clamp(-0.05, 0.05).float()  # any float dtype comes back as float64
 
+    class DeviceOnlyField(TorchField):
+        def __call__(self, points):
+            raise AssertionError("the torch bookkeeping called the field with numpy points")
+
     spec = GridSpec.reference_cube(64)
     ref = sample_coarse_to_fine(numpy_field, spec, 1.4, 8, 1000, backend="numpy")
-    out = sample_coarse_to_fine(TorchField(tensor_field, "cpu"), spec, 1.4, 8, 1000,
+    out = sample_coarse_to_fine(DeviceOnlyField(tensor_field, "cpu"), spec, 1.4, 8, 1000,
                                 backend="torch")
     assert len(numpy_chunks) == len(tensor_chunks) > 1
     for a, b in zip(numpy_chunks, tensor_chunks, strict=True):
