@@ -20,10 +20,11 @@ DataLoader (``make_loader``: seeded sampler, pinned memory, workers from the job
 With ``--data`` (a packed split) batches are real LMDB reads, JPEG decodes and augmentations,
 the split repeated as often as the steps need; without it, in-memory random samples.
 
-Meshing uses the real gsdf model (random weights, paper settings) for every decoder query, so
-the query cost is the real one, while the field values come from an analytic hand-object scene
-(``benchmarks/bench_reconstruct.py``'s, computed on the device) so that the zero level set is
-realistic; the Chamfer agreement compares the two modes on that field.
+Meshing (``bench_gpu_meshing.py``) uses the real gsdf model (random weights, paper settings)
+for every decoder query, so the query cost is the real one, while the field values come from
+an analytic hand-object scene (``benchmarks/bench_reconstruct.py``'s, computed on the device)
+so that the zero level set is realistic; the Chamfer agreement compares the modes on that
+field.
 
 Without a GPU it runs on the CPU (a dry run); ``GSDF_BENCH_TINY=1`` shrinks every size. Results
 go to ``$OUT/bench_gpu.{json,md}`` and ``$OUT/profile_gsdf.txt`` when ``OUT`` is set.
@@ -50,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from bench_gpu_meshing import bench_meshing, sync
 from bench_train import FALLBACK, RandomContractDataset, build
 from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -77,11 +79,6 @@ def device() -> torch.device:
         torch.cuda.set_device(0)
         return torch.device("cuda", 0)
     return torch.device("cpu")
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def matmul_peak(dev: torch.device, precision: str, n: int, reps: int = 10) -> float:
@@ -128,9 +125,9 @@ def paper_experiment(name: str) -> tuple[dict, dict]:
         config = dict(load_config(), experiment_overrides={})
     experiment = _no_pretrained(resolve_experiment(config, name))
     if TINY:
-        experiment = deep_merge(experiment, {**FALLBACK[name], "train": {
-            "batch_size": 4, "global_batch_size": None, "num_points": 128,
-            "image_size": 128}})
+        tiny = deep_merge(FALLBACK[name], {"model_args": {"image_size": 128}})
+        experiment = deep_merge(experiment, {**tiny, "train": {
+            "batch_size": 4, "global_batch_size": None, "num_points": 128}})
     return experiment, dict(config.get("train") or {})
 
 
@@ -232,195 +229,6 @@ def profile_steps(trainer: Trainer, it: Any, flag: PreemptionFlag, dev: torch.de
 
 
 # ---------------------------------------------------------------------------------------------
-# Meshing
-# ---------------------------------------------------------------------------------------------
-
-
-def _capsule(p: torch.Tensor, a: list, b: list, r: float) -> torch.Tensor:
-    a_t, b_t = p.new_tensor(a), p.new_tensor(b)
-    pa, ba = p - a_t, b_t - a_t
-    t = ((pa @ ba) / (ba @ ba)).clamp(0, 1)
-    return (pa - t[:, None] * ba).norm(dim=1) - r
-
-
-def scene(p: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signed distances (metres) of a hand-like shape and an object at points (K, 3), metres
-    from the wrist (``bench_reconstruct.hand_scene``, on the device); ``k`` varies the scene."""
-    q = (p - p.new_tensor([0.045, 0.0, 0.0])).abs() - p.new_tensor([0.045, 0.04, 0.012])
-    hand = q.clamp(min=0).norm(dim=1) + q.max(1).values.clamp(max=0)
-    for j, y in enumerate(np.linspace(-0.032, 0.032, 4)):
-        tip = [0.16 + 0.01 * (j % 2), float(y), 0.02 + 0.005 * ((j + k) % 3)]
-        radius = 0.008 + 0.001 * (j == 0)
-        hand = torch.minimum(hand, _capsule(p, [0.09, float(y), 0.0], tip, radius))
-    hand = torch.minimum(hand, _capsule(p, [0.03, 0.045, 0.0], [0.07, 0.09, 0.02], 0.0095))
-    centre = p.new_tensor([0.11, 0.0, 0.06 + 0.002 * k])
-    obj = (p - centre).norm(dim=1) - (0.035 + 0.002 * k)
-    return hand, obj
-
-
-class FieldProxy:
-    """The real model's encoder and decoders (their cost), the analytic scene's values."""
-
-    def __init__(self, model: Any, recon_scale: float = 7.0):
-        self.model, self.scale = model, recon_scale / 2
-        self.hand_decoder = getattr(model, "hand_decoder", True)
-        self.obj_decoder = getattr(model, "obj_decoder", True)
-        self.k = 0
-
-    def encode(self, batch: dict) -> Any:
-        self.k = sum(map(ord, str(batch["id"][0])))  # the scene of this sample, in every mode
-        return self.model.encode(batch)
-
-    def predict_pose(self, state: Any) -> dict:
-        return self.model.predict_pose(state)
-
-    def query(self, state: Any, points: torch.Tensor, branch: str) -> torch.Tensor:
-        real = self.model.query(state, points, branch)  # the decoder's real cost
-        hand, obj = scene(points[0].float() / self.scale, self.k % 4)
-        sdf = (hand if branch == "hand" else obj) * self.scale
-        return sdf.clamp(-0.05, 0.05)[None] + 0.0 * real.float()
-
-
-def chamfer_mm(a: np.ndarray, b: np.ndarray) -> float:
-    """Symmetric Chamfer distance of two vertex sets (metres in), mean of both directions, mm."""
-    from scipy.spatial import cKDTree
-
-    da = cKDTree(b).query(a)[0].mean()
-    db = cKDTree(a).query(b)[0].mean()
-    return float(500.0 * (da + db))
-
-
-@dataclasses.dataclass(frozen=True)
-class _BackendConfig:
-    """A ``ReconstructConfig`` whose meshing bookkeeping runs in ``backend`` (``auto``: torch
-    on the GPU, what ``reconstruct`` does; ``numpy``: the CPU bookkeeping of before)."""
-
-    base: Any
-    backend: str
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.base, name)
-
-    def meshing(self, point_batch_size: int = 65536) -> Any:
-        return dataclasses.replace(self.base.meshing(point_batch_size), backend=self.backend)
-
-
-# name -> (reconstruct mode, coarse-to-fine bookkeeping backend)
-MESH_MODES = {"coarse_to_fine": ("coarse_to_fine", "auto"),
-              "coarse_to_fine_numpy": ("coarse_to_fine", "numpy"),
-              "dense": ("dense", "auto")}
-
-
-def _timed_decoder_field(field_fn: Any, timers: dict) -> Any:
-    """``decoder_field`` whose queries add their (synchronised) seconds to ``query_s``."""
-    from gsdf.geometry.meshing import TorchField
-
-    def make(*args: Any, **kw: Any) -> Any:
-        field = field_fn(*args, **kw)
-
-        def query(points: torch.Tensor) -> torch.Tensor:
-            t0 = time.perf_counter()
-            out = field.query(points)
-            sync(field.device)
-            timers["query_s"] += time.perf_counter() - t0
-            return out
-        return TorchField(query, field.device)
-    return make
-
-
-def _same_mesh_files(a: Path, b: Path) -> bool:
-    return a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
-
-
-def bench_meshing(test_data: Path | None, samples: int, dev: torch.device,
-                  resolution: int) -> dict:
-    """Seconds per sample of ``reconstruct_samples`` at ``resolution``^3, same samples:
-    coarse-to-fine with the bookkeeping on the device (``auto``), coarse-to-fine with the numpy
-    bookkeeping on the CPU (before), dense. ``rest_s`` = total - queries - marching cubes
-    (mostly the coarse-to-fine bookkeeping; also encoding and writing the meshes)."""
-    import gsdf.eval.reconstruct as rec
-    import gsdf.geometry.meshing as meshing
-    from gsdf.geometry.mesh_io import load_mesh
-    from gsdf.paths import PredictionLayout
-
-    experiment, defaults = paper_experiment("gsdf")
-    cfg = train_config(experiment, defaults)
-    seed_everything(0)
-    model = build("gsdf", experiment).to(dev).eval()
-    if test_data is not None:
-        from gsdf.data import build_dataset
-
-        opts = dict(dataset_options(experiment, cfg), train=False, augment=False)
-        data = build_dataset(test_data, **opts)
-    else:
-        data = _ItemsWithIds(RandomContractDataset(samples + 1, cfg.image_size, 16))
-    proxy = FieldProxy(model)
-    ids = list(data.ids)[:samples + 1]
-    timers = {"query_s": 0.0, "marching_cubes_s": 0.0}
-    field, cubes = rec.decoder_field, meshing.marching_cubes
-
-    def timed_cubes(grid: Any) -> Any:
-        t0 = time.perf_counter()
-        out = cubes(grid)
-        timers["marching_cubes_s"] += time.perf_counter() - t0
-        return out
-
-    def layout(tmp: str, name: str) -> PredictionLayout:
-        return PredictionLayout(Path(tmp) / name / "meshes", Path(tmp) / name / "poses")
-
-    rec.decoder_field, meshing.marching_cubes = _timed_decoder_field(field, timers), timed_cubes
-    out: dict = {"resolution": resolution, "samples": samples, "modes": {}}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, (mode, backend) in MESH_MODES.items():
-                rcfg = _BackendConfig(rec.ReconstructConfig(mode=mode, resolution=resolution),
-                                      backend)
-                rec.reconstruct_samples(proxy, data, ids[:1], layout(tmp, name), rcfg, dev,
-                                        point_batch_size=1 << 18)  # warm-up: kernels, allocator
-                for key in timers:
-                    timers[key] = 0.0
-                sync(dev)
-                t0 = time.perf_counter()
-                man = rec.reconstruct_samples(proxy, data, ids[1:], layout(tmp, name), rcfg,
-                                              dev, point_batch_size=1 << 18)
-                seconds = time.perf_counter() - t0
-                n = max(len(ids) - 1, 1)
-                out["modes"][name] = {
-                    "seconds_per_sample": seconds / n,
-                    "query_s_per_sample": timers["query_s"] / n,
-                    "marching_cubes_s_per_sample": timers["marching_cubes_s"] / n,
-                    "rest_s_per_sample": (seconds - timers["query_s"]
-                                          - timers["marching_cubes_s"]) / n,
-                    "queries_per_sample": man["total_queries"] / n,
-                    "no_surface": man["num_no_surface"]}
-            cds, same = [], []
-            for sid in ids[1:]:
-                for part in ("hand", "obj"):
-                    paths = {m: layout(tmp, m).mesh(part, sid) for m in MESH_MODES}
-                    same.append(_same_mesh_files(paths["coarse_to_fine"],
-                                                 paths["coarse_to_fine_numpy"]))
-                    a, b = (load_mesh(paths[m]) for m in ("coarse_to_fine", "dense"))
-                    cds.append(chamfer_mm(np.asarray(a.vertices), np.asarray(b.vertices)))
-            out["chamfer_mm_max"] = max(cds) if cds else float("nan")
-            out["chamfer_mm_mean"] = float(np.mean(cds)) if cds else float("nan")
-            out["identical_backends"] = all(same)
-    finally:
-        rec.decoder_field, meshing.marching_cubes = field, cubes
-    return out
-
-
-class _ItemsWithIds:
-    """Random contract samples with ``ids`` (the reconstruct API's dataset)."""
-
-    def __init__(self, dataset: RandomContractDataset):
-        self.dataset = dataset
-        self.ids = [f"{k:06d}_000" for k in range(len(dataset))]
-
-    def __getitem__(self, index: int) -> dict:
-        return self.dataset[index]
-
-
-# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -487,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result["env"]), "\nmatmul peaks TFLOP/s:", peaks, flush=True)
     mesh = None
     if args.resolution > 0:
-        mesh = bench_meshing(args.test_data, args.mesh_samples, dev, args.resolution)
+        mesh = bench_meshing(args.test_data, args.mesh_samples, dev, args.resolution,
+                             *paper_experiment("gsdf"))
         result["meshing"] = mesh
         print(json.dumps(mesh), flush=True)
     flops: dict[str, float] = {}

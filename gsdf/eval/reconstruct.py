@@ -47,7 +47,7 @@ class ReconstructConfig:
         coarse_stride: first coarse-to-fine block size, voxels (power of 2).
         refine: coarse-to-fine refinement rule, ``lipschitz`` (certified) or ``sign``
             (follow sign changes, for learned fields flat near zero; see
-            :mod:`gsdf.geometry.meshing`).
+            :mod:`gsdf.geometry.coarse_to_fine`).
         hand_frame: origin of the hand frame, ``ground_truth`` (the annotated wrist, the
             reference's protocol) or ``predicted`` (from the model's pose network, no ground
             truth; gsdf / gsdf_video only).
