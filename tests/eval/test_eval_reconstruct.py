@@ -140,3 +140,25 @@ def test_a_rerun_removes_the_shards_earlier_outputs(tmp_path):
     assert manifest["missing"] == ["000000_000"]
     assert manifest["skipped_upstream"] == [{"id": "000000_000", "reason": "NaN joints"}]
     assert not any(p.exists() for p in files) and not stale.exists()
+
+
+def test_decoder_field_gives_the_same_meshes_with_either_bookkeeping():
+    """The decoders as tensor fields: the torch bookkeeping (what a GPU runs) queries them with
+    tensors and gives the numpy bookkeeping's meshes and query counts bit for bit."""
+    from gsdf.eval.reconstruct import decoder_field
+    from gsdf.geometry.meshing import MeshingConfig, mesh_fields
+
+    model = FakeModel()
+    item = FakeDataset(["000000_000"])[0]
+    batch = {k: v[None] if isinstance(v, torch.Tensor) else [v] for k, v in item.items()}
+    state = model.encode(batch)
+    dev = torch.device("cpu")
+    fields = {b: decoder_field(model, state, b, dev, 5000) for b in ("hand", "obj")}
+    res = {backend: mesh_fields(fields, MeshingConfig(lipschitz=1.4, backend=backend,
+                                                      batch_size=1 << 22))
+           for backend in ("numpy", "torch")}
+    assert res["numpy"].num_queries == res["torch"].num_queries
+    assert res["numpy"].spec == res["torch"].spec is not None
+    for branch in fields:
+        for a, b in zip(res["numpy"].meshes[branch], res["torch"].meshes[branch], strict=True):
+            assert a.tobytes() == b.tobytes()
