@@ -142,7 +142,7 @@ def _no_pretrained(args: Any) -> Any:
 def make_dataset(experiment: dict, cfg: Any, data: Path | None, need: int) -> Dataset:
     opts = dataset_options(experiment, cfg)
     if data is None:
-        return RandomContractDataset(need, cfg.image_size, cfg.num_points)
+        return RandomContractDataset(need, opts["image_size"], cfg.num_points)
     from gsdf.data import build_dataset
 
     return Repeat(build_dataset(data, **opts), need)
@@ -202,7 +202,8 @@ def bench_training(name: str, precision: str, data: Path | None, steps: int, war
     step = float(np.mean(totals))
     compute = float(np.median(np.subtract(totals, waits)))
     return {"model": name, "precision": precision, "batch": batch_size,
-            "image": cfg.image_size, "points": cfg.num_points, "workers": trainer.num_workers,
+            "image": dataset_options(experiment, cfg)["image_size"], "points": cfg.num_points,
+            "workers": trainer.num_workers,
             "samples_per_s": batch_size / step, "step_ms": 1e3 * step,
             "data_wait_share": float(np.sum(waits) / np.sum(totals)),
             "gflop_per_sample": flops[name] / batch_size / 1e9,

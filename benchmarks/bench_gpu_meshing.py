@@ -210,13 +210,13 @@ def bench_meshing(test_data: Path | None, samples: int, dev: torch.device, resol
     cfg = train_config(experiment, defaults)
     seed_everything(0)
     model = build("gsdf", experiment).to(dev).eval()
+    opts = dict(dataset_options(experiment, cfg), train=False, augment=False)
     if test_data is not None:
         from gsdf.data import build_dataset
 
-        opts = dict(dataset_options(experiment, cfg), train=False, augment=False)
         data = build_dataset(test_data, **opts)
     else:
-        data = _ItemsWithIds(RandomContractDataset(samples + 1, cfg.image_size, 16))
+        data = _ItemsWithIds(RandomContractDataset(samples + 1, opts["image_size"], 16))
     proxy = FieldProxy(model)
     ids = list(data.ids)[:samples + 1]
     out: dict = {"resolution": resolution, "samples": samples, "modes": {}}

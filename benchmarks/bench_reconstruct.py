@@ -135,12 +135,13 @@ def run(args: argparse.Namespace) -> dict:
     if args.checkpoint:
         from gsdf.checkpoint import load_trained
         from gsdf.data import build_dataset
-        from gsdf.train.config import train_config
+        from gsdf.train.config import recorded_train, train_config
         from gsdf.train.run import dataset_options
 
         trained = load_trained(args.checkpoint, "cpu")
         model, experiment = trained.model, trained.experiment
-        opts = dataset_options(experiment, train_config(experiment, trained.train))
+        opts = dataset_options(experiment,
+                               train_config(experiment, recorded_train(trained.train)))
         opts.update(train=False, augment=False)
         data = build_dataset(args.packed_dir, **opts)
         what = f"trained model {args.checkpoint}"

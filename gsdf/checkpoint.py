@@ -234,10 +234,11 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
 def _recorded_hand_asset(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     """``{"hand_asset": ...}`` for a model trained with a hand layer when the caller gave none:
     the procedural hand of the recorded seed; a MANO-trained model needs the caller's MANO."""
-    from gsdf.models.hand_model import HAND_MODELS, load_hand_asset
+    from gsdf.models.hand_model import load_hand_asset
+    from gsdf.models.registry import uses_hand_asset
 
     hand = (ckpt.get("experiment") or {}).get("hand")
-    if ckpt["model"] not in HAND_MODELS or not hand:
+    if not hand or not uses_hand_asset(ckpt["model"]):
         return {}
     if hand.get("asset") == "mano":
         raise CheckpointError(f"{path} was trained with the MANO hand: pass hand_asset= "
@@ -255,7 +256,8 @@ class Trained:
         model: the model, ``eval()``, on the requested device.
         experiment: the resolved experiment it was trained with (``experiment["dataset"]``
             holds the dataset settings).
-        train: the run's ``TrainConfig`` as a dict (image size, frames ... it trained with).
+        train: the run's ``TrainConfig`` as a dict (schedule, points, seed ... it trained with;
+            the image size and clip length are in ``experiment["model_args"]``).
         dataset: the dataset settings of the run (``name``, ``recon_scale`` ...).
     """
 

@@ -4,7 +4,8 @@ calls :func:`check_hand_config` when it is parsed).
 MANO (``hand.mano_root``) on the real datasets and whenever ``hand.asset: mano``, as the
 reference, whose IK (zerchen/gSDF ``common/mano/inverse_kinematics.py``) and AlignSDF MANO
 branch (``common/mano/manolayer.py``) use MANO; the procedural hand (``hand.seed``) on the
-synthetic dataset otherwise. :func:`gsdf.models.hand_model.load_hand_asset` loads it.
+synthetic dataset otherwise. :func:`gsdf.models.hand_model.load_hand_asset` loads it; which
+models have a hand layer is their registry spec's (:func:`gsdf.models.registry.uses_hand_asset`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from gsdf.config import ConfigError
 
 # Datasets whose annotations are MANO fits: their models use the MANO asset.
 REAL_DATASETS = ("obman", "dexycb")
-# Models that contain a hand layer (the MANO branch of AlignSDF, the IK of gSDF).
-HAND_MODELS = ("alignsdf", "gsdf", "gsdf_video")
 
 
 def hand_asset_kind(hand_cfg: Mapping[str, Any] | None, dataset: str | None) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from gsdf.hand_asset import HAND_MODELS, REAL_DATASETS, check_hand_config, hand_asset_kind
+from gsdf.hand_asset import REAL_DATASETS, check_hand_config, hand_asset_kind
 
 
 @functools.lru_cache(maxsize=4)
@@ -107,5 +107,5 @@ def ik_frames(holder: LayerHolder, joints: torch.Tensor) -> torch.Tensor:
     return ik_refit(holder, joints)[0]
 
 
-__all__ = ["HAND_MODELS", "REAL_DATASETS", "LayerHolder", "check_hand_config", "default_asset",
+__all__ = ["REAL_DATASETS", "LayerHolder", "check_hand_config", "default_asset",
            "hand_asset_kind", "ik_frames", "ik_refit", "load_hand_asset"]

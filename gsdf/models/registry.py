@@ -8,8 +8,9 @@ here + one ``config/experiments/{name}.yaml`` (docs/adding_a_model.md).
 ``model_args`` is the experiment YAML's ``model_args`` mapping (validated into the model's
 dataclass); ``context`` carries what is not science config:
 
-* ``hand_asset``: the :class:`gsdf.hand.HandAsset` of the MANO / IK layer (``alignsdf``,
-  ``gsdf``, ``gsdf_video``); the procedural hand (seed 0) when None.
+* ``hand_asset``: the :class:`gsdf.hand.HandAsset` of the MANO / IK layer of the models whose
+  spec lists it (:func:`uses_hand_asset`: ``alignsdf``, ``gsdf``, ``gsdf_video``); the
+  procedural hand (seed 0) when None.
 * ``pose_checkpoint``: path of the ``train_pose`` checkpoint (a dict with ``model`` = ``pose``,
   ``model_args`` and ``state_dict``) -- ``gsdf`` / ``gsdf_video`` load and freeze it;
 * ``pose_state_dict`` (+ optional ``pose_model_args``): the same from memory;
@@ -50,7 +51,9 @@ class ModelSpec:
             ``predict_pose``, ``args``).
         data_kind: the training batches it consumes, one of :data:`DATA_KINDS`.
         context: the build-context keys ``build`` reads (a subset of :data:`CONTEXT_KEYS`);
-            other keys are refused.
+            other keys are refused. ``hand_asset`` in it declares a hand layer (MANO branch,
+            IK): training and reconstruction then load the run's hand asset and pass it, and
+            the checkpoint records which one (:attr:`uses_hand_asset`).
         pose_network: trained on top of a frozen ``train_pose`` network: the experiment must
             name its ``pose_experiment``, whose checkpoint the workflow passes as
             ``pose_checkpoint``.
@@ -77,6 +80,12 @@ class ModelSpec:
         if self.pose_network and "pose_checkpoint" not in self.context:
             raise ValueError(f"model {self.name!r}: pose_network=True needs the context key "
                              f"'pose_checkpoint'")
+
+    @property
+    def uses_hand_asset(self) -> bool:
+        """The model contains a hand layer built from the run's hand asset (its builder reads
+        the context key ``hand_asset``)."""
+        return "hand_asset" in self.context
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -111,6 +120,12 @@ def data_kind(name: str) -> str:
     """``"sdf"`` / ``"pose"`` / ``"video"``: what ``gsdf.data.build_dataset`` builds for model
     ``name``."""
     return get_spec(name).data_kind
+
+
+def uses_hand_asset(name: str) -> bool:
+    """Whether registered model ``name`` contains a hand layer (:attr:`ModelSpec.uses_hand_asset`):
+    the one source of that fact for training, reconstruction and checkpoint loading."""
+    return get_spec(name).uses_hand_asset
 
 
 def check_experiment(experiment: Mapping[str, Any]) -> Any:
@@ -155,6 +170,12 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
     Returns:
         (network, its :class:`PoseArgs`). From a checkpoint, the checkpoint's ``model_args``
         define the architecture (they replace ``args.pose``).
+
+    Raises:
+        FileNotFoundError: ``pose_checkpoint`` does not exist.
+        CheckpointError: ``pose_checkpoint`` is corrupt or not a gsdf training checkpoint.
+        ConfigError: no pose weights given, a checkpoint of another model than ``pose``, or
+            weights that do not fit the network.
     """
     from gsdf.models.backbones import without_pretrained
     from gsdf.models.pose import PoseNet
@@ -162,21 +183,7 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
     pose_args = args.pose
     state = None
     if pose_checkpoint is not None:
-        path = Path(pose_checkpoint)
-        if not path.exists():
-            raise FileNotFoundError(f"pose checkpoint {path} not found (context "
-                                    f"'pose_checkpoint'); train the pose network first (stage "
-                                    f"train_pose of the experiment named by 'pose_experiment')")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-            raise ConfigError(f"{path} is not a training checkpoint (no 'state_dict')")
-        if ckpt.get("model", "pose") != "pose":
-            raise ConfigError(f"{path} is a checkpoint of model {ckpt.get('model')!r}; the "
-                              f"'pose_checkpoint' of gsdf must come from model 'pose'")
-        # trained weights are loaded below: never read ImageNet weights for them
-        pose_args = from_dict(A.PoseArgs, without_pretrained(ckpt.get("model_args") or {}),
-                              "pose model_args")
-        state = ckpt["state_dict"]
+        pose_args, state = _pose_checkpoint(Path(pose_checkpoint))
     elif pose_state_dict is not None:
         if pose_model_args is not None:
             pose_args = from_dict(A.PoseArgs, without_pretrained(pose_model_args),
@@ -201,6 +208,26 @@ def load_pose_network(args: A.GSDFArgs, pose_checkpoint: str | Path | None = Non
             raise ConfigError(f"pose weights do not fit the pose network of {pose_args}: "
                               f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     return net, pose_args
+
+
+def _pose_checkpoint(path: Path) -> tuple[A.PoseArgs, Mapping[str, torch.Tensor]]:
+    """``(architecture, state_dict)`` of a ``train_pose`` checkpoint, read by the format's one
+    reader (:func:`gsdf.checkpoint.read_checkpoint`)."""
+    from gsdf.checkpoint import read_checkpoint
+    from gsdf.models.backbones import without_pretrained
+
+    if not path.exists():
+        raise FileNotFoundError(f"pose checkpoint {path} not found (context "
+                                f"'pose_checkpoint'); train the pose network first (stage "
+                                f"train_pose of the experiment named by 'pose_experiment')")
+    ckpt = read_checkpoint(path)
+    if ckpt["model"] != "pose":
+        raise ConfigError(f"{path} is a checkpoint of model {ckpt['model']!r}; the "
+                          f"'pose_checkpoint' of gsdf must come from model 'pose'")
+    # trained weights are loaded next: never read ImageNet weights for them
+    pose_args = from_dict(A.PoseArgs, without_pretrained(ckpt.get("model_args") or {}),
+                          "pose model_args")
+    return pose_args, ckpt["state_dict"]
 
 
 def _build_gsdf(args: A.GSDFArgs, **context: Any) -> nn.Module:

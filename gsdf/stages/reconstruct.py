@@ -94,8 +94,8 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
     """
     from gsdf.data import build_dataset
     from gsdf.data.pack import load_annotations
-    from gsdf.models.hand_model import HAND_MODELS
-    from gsdf.train.config import train_config
+    from gsdf.models.registry import uses_hand_asset
+    from gsdf.train.config import recorded_train, train_config
     from gsdf.train.run import dataset_options
 
     if point_batch_size < 1:
@@ -107,7 +107,8 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     ids = [str(i) for i in read_json(inputs.manifest).get("ids", [])]
     context = {}
-    if (params.get("experiment") or {}).get("model") in HAND_MODELS:
+    model_name = (params.get("experiment") or {}).get("model")
+    if model_name is not None and uses_hand_asset(model_name):
         context["hand_asset"] = _hand_asset(params)
     # Refuse a checkpoint of another model or other model_args than this experiment's (e.g.
     # gf's checkpoint copied over gsdf's would be meshed and scored as gsdf).
@@ -115,9 +116,10 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
                            **context)
     if context:
         _check_hand(inputs.checkpoint, trained.experiment, params)
-    # The image size etc. the run trained with (the checkpoint keeps its resolved train config).
-    options = dataset_options(trained.experiment, train_config(trained.experiment,
-                                                               trained.train))
+    # The settings the run trained with (the checkpoint keeps its resolved train config; the
+    # image size and clip length are its experiment's model_args).
+    options = dataset_options(trained.experiment,
+                              train_config(trained.experiment, recorded_train(trained.train)))
     options.update(train=False, augment=False)
     data = build_dataset(inputs.packed_dir, **options)
     upstream = {str(item.get("id")): str(item.get("reason"))

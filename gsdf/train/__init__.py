@@ -15,7 +15,8 @@ from gsdf.checkpoint import (
 )
 from gsdf.train.config import TrainConfig, TrainRuntime, train_config
 from gsdf.train.distributed import DistEnv, cleanup_distributed, init_distributed
-from gsdf.train.loop import NonFiniteLoss, Preempted, TrainOutputs, fit
+from gsdf.train.loop import NonFiniteLoss, Preempted, fit
+from gsdf.train.resume import TrainOutputs
 from gsdf.train.run import data_kind, run_train
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "DistEnv", "NonFiniteLoss", "Preempted",

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from gsdf.config import ConfigError, deep_merge, from_dict, to_dict
+from gsdf.config import ConfigError, check_renamed_keys, deep_merge, from_dict, to_dict
 from gsdf.data.augment import AugmentConfig
 
 
@@ -48,14 +48,13 @@ class TrainConfig:
         weight_decay: Adam L2 weight decay.
         num_points: SDF query points per sample (half hand set, half object set); unused by
             the pose stage.
-        image_size: square input resolution in pixels (must equal ``model_args.image_size``
-            when the model has one).
         seed: seeds model initialisation, sampling order, augmentation and dropout.
         augment: random image/pose augmentation of the training samples.
-        frames: frames per clip of the video dataset (``gsdf_video``); ``None`` takes
-            ``model_args.num_frames``, and a value must equal it.
         aug: augmentation settings (fields of ``gsdf.data.augment.AugmentConfig``); ``None``
             keeps that class's defaults.
+
+    The input side and the video clip length are the model's (``model_args.image_size``,
+    ``model_args.num_frames``; one key per concept, see ``gsdf.config.RENAMED_KEYS``).
     """
 
     epochs: int = 1600
@@ -65,16 +64,14 @@ class TrainConfig:
     lr_decay_factor: float = 0.5
     weight_decay: float = 0.0
     num_points: int = 2000
-    image_size: int = 256
     seed: int = 0
     augment: bool = True
     global_batch_size: int | None = None
     precision: str = "fp32"
-    frames: int | None = None
     aug: dict | None = None
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "num_points", "image_size")
+        positive = ("epochs", "batch_size", "num_points")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -84,9 +81,6 @@ class TrainConfig:
         if not 0 < self.lr_decay_factor <= 1:
             raise ConfigError(f"train.lr_decay_factor must be in (0, 1], got "
                               f"{self.lr_decay_factor!r}")
-        if self.frames is not None and (self.frames < 1 or self.frames % 2 == 0):
-            raise ConfigError(f"train.frames must be an odd positive integer (3 or 5), got "
-                              f"{self.frames!r}")
         gb = self.global_batch_size
         if gb is not None and (not isinstance(gb, int) or isinstance(gb, bool) or gb < 1):
             raise ConfigError(f"train.global_batch_size must be a positive integer or null, "
@@ -97,7 +91,6 @@ class TrainConfig:
         if list(self.lr_decay_epochs) != sorted(self.lr_decay_epochs):
             raise ConfigError(f"train.lr_decay_epochs must be increasing, got "
                               f"{list(self.lr_decay_epochs)}")
-
 
     def per_process_batch(self, world_size: int) -> int:
         """Samples per step of one of ``world_size`` processes.
@@ -116,6 +109,16 @@ class TrainConfig:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+
+# Fields TrainConfig had before the model's args owned them (``model_args.image_size``,
+# ``model_args.num_frames``): checkpoints written then still record them in ``train``.
+RETIRED_KEYS = ("image_size", "frames")
+
+
+def recorded_train(train: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``train`` dict a checkpoint recorded, without :data:`RETIRED_KEYS` (so that a
+    checkpoint written before they moved to ``model_args`` still loads and resumes)."""
+    return {k: v for k, v in (train or {}).items() if k not in RETIRED_KEYS}
 
 # Keys that were ``train:`` settings before they became runtime settings (TrainRuntime).
 RUNTIME_KEYS = {"num_workers": "--num-workers", "checkpoint_every": "--checkpoint-every",
@@ -177,8 +180,10 @@ def train_config(experiment: Mapping[str, Any], defaults: Mapping[str, Any] | No
         defaults: the config's global ``train`` section (may be ``None``).
 
     Raises:
-        ConfigError: unknown key (naming the allowed ones) or invalid value.
+        ConfigError: unknown key (naming the allowed ones), invalid value, or a key that moved
+            to ``model_args`` (``train.image_size``, naming the key to use).
     """
+    check_renamed_keys(experiment, f"experiment {experiment.get('name')!r}")
     merged = deep_merge(defaults or {}, experiment.get("train") or {})
     moved = sorted(k for k in RUNTIME_KEYS if k in merged)
     if moved:

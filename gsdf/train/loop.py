@@ -5,7 +5,8 @@
 dict samples. It is the same code with one CPU process, several gloo processes or several GPUs
 (nccl): the torchrun environment decides (:func:`gsdf.train.distributed.init_distributed`).
 
-Resume semantics (what makes a Snakemake rerun continue a killed job):
+Resume semantics (what makes a Snakemake rerun continue a killed job; the resume identity
+and the restore are :mod:`gsdf.train.resume`):
 
 * ``checkpoint.last.pt`` beside the final checkpoint is written every ``checkpoint_every``
   epochs and, after SIGTERM/SIGUSR1, at the next step boundary (then :class:`Preempted` is
@@ -61,48 +62,13 @@ from gsdf.train.guards import (  # noqa: F401  (re-exported)
     non_finite,
 )
 from gsdf.train.history import plot_curves, write_log_csv
+from gsdf.train.resume import (  # noqa: F401  (TrainOutputs re-exported)
+    RunState,
+    TrainOutputs,
+    maybe_resume,
+    resolved_model_args,
+)
 from gsdf.utils.io import write_yaml
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainOutputs:
-    """Files a training run writes (rank 0 only).
-
-    Attributes:
-        checkpoint: the final checkpoint (exists only once training finished); the resumable
-            one is :func:`gsdf.checkpoint.last_checkpoint_path` of it.
-        log_csv: ``train_log.csv``, rewritten after every epoch.
-        curves: ``learning_curves.png``, written at the end.
-        config: resolved ``config.yaml`` of the run (optional).
-    """
-
-    checkpoint: Path
-    log_csv: Path
-    curves: Path
-    config: Path | None = None
-
-    @classmethod
-    def in_dir(cls, directory: str | Path) -> TrainOutputs:
-        """The standard file names inside ``directory``."""
-        d = Path(directory)
-        return cls(d / "checkpoint.pt", d / "train_log.csv", d / "learning_curves.png",
-                   d / "config.yaml")
-
-    @property
-    def last(self) -> Path:
-        return ckpt_io.last_checkpoint_path(self.checkpoint)
-
-
-@dataclasses.dataclass
-class _State:
-    """Position of the run (what the resumable checkpoint restores)."""
-
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    step: int = 0
-    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    accum: dict[str, float] = dataclasses.field(default_factory=dict)  # term sums + "_steps"
-
 
 
 def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig,
@@ -197,9 +163,9 @@ class Trainer:
         self.optimizer = make_optimizer(params, cfg, env.device)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(cfg.lr_decay_epochs), gamma=cfg.lr_decay_factor)
-        self.state = _State()
+        self.state = RunState()
         seed_everything(derive_seed(cfg.seed, env.rank, 1))
-        _maybe_resume(self.model, self.optimizer, self.scheduler, self.state, outputs,
+        maybe_resume(self.model, self.optimizer, self.scheduler, self.state, outputs,
                       self.experiment, dataset_info, cfg, env)
         self.net = self._wrap(self.model)
         self.net.train()
@@ -236,7 +202,7 @@ class Trainer:
             ckpt_io.save_checkpoint(path, {
                 "format_version": ckpt_io.FORMAT_VERSION, "kind": ckpt_io.KIND,
                 "model": self.experiment["model"], "model_args": model_args,
-                "resolved_model_args": _resolved_model_args(self.model, model_args),
+                "resolved_model_args": resolved_model_args(self.model, model_args),
                 "experiment": self.experiment, "dataset": self.dataset_info,
                 "context": self.context, "train": to_dict(self.cfg),
                 "state_dict": ckpt_io.strip_module_prefix(self.model.state_dict()),
@@ -405,60 +371,3 @@ def _stop_workers(iterator: Any) -> None:
     shutdown = getattr(iterator, "_shutdown_workers", None)
     if shutdown is not None:
         shutdown()
-
-
-def _resolved_model_args(model: nn.Module, model_args: Mapping[str, Any]) -> dict:
-    """The model's complete settings (``model.args`` dataclass, e.g. with gSDF's pose network
-    architecture taken from its pose checkpoint), else the experiment's ``model_args``."""
-    args = getattr(ckpt_io.unwrap(model), "args", None)
-    if dataclasses.is_dataclass(args) and not isinstance(args, type):
-        return to_dict(args)
-    return dict(model_args)
-
-
-def _maybe_resume(model: nn.Module, optimizer: torch.optim.Optimizer,
-                  scheduler: torch.optim.lr_scheduler.LRScheduler, state: _State,
-                  outputs: TrainOutputs, experiment: Mapping, dataset_info: Mapping,
-                  cfg: TrainConfig, env: DistEnv) -> None:
-    """Restore ``checkpoint.last.pt`` if it belongs to this very run configuration."""
-    path = outputs.last
-    if not path.exists():
-        return
-    ckpt = ckpt_io.read_checkpoint(path)
-    same = (ckpt["experiment"] == dict(experiment) and ckpt.get("train") == to_dict(cfg)
-            and ckpt.get("dataset", {}) == dict(dataset_info))
-    if not same:
-        barrier(env)  # every rank has read it before rank 0 moves it
-        if env.is_main:
-            stale = path.with_name(path.stem + ".stale" + path.suffix)
-            path.replace(stale)
-            print(f"{path} was written with another configuration; moved to {stale}, "
-                  f"training from scratch", file=sys.stderr)
-        return
-    ckpt_io.check_compatible(ckpt, experiment["model"], experiment.get("model_args") or {},
-                             path)
-    ckpt_io.load_weights(model, ckpt["state_dict"], path)
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    state.epoch = int(ckpt["epoch"])
-    state.step = int(ckpt["step"])
-    state.history = [dict(r) for r in ckpt.get("history", [])]
-    per_rank = ckpt["rng"]["per_rank"]
-    if int(ckpt.get("world_size", 1)) == env.world_size:
-        state.batch_in_epoch = int(ckpt["batch_in_epoch"])
-        state.accum = dict(ckpt.get("accum") or {})
-        ckpt_io.restore_rng(per_rank[env.rank])
-    else:
-        # Other process count: batch boundaries differ, so restart the epoch in progress.
-        state.batch_in_epoch = 0
-        state.accum = {}
-        if env.is_main:
-            print(f"{path}: written by {ckpt.get('world_size')} processes, resuming with "
-                  f"{env.world_size}: restarting epoch {state.epoch + 1} (not bit-identical)",
-                  file=sys.stderr)
-    if env.is_main and ckpt.get("finished"):
-        print(f"resuming from {path}: training had finished (epoch {state.epoch}, step "
-              f"{state.step}); writing the final checkpoint again", file=sys.stderr, flush=True)
-    elif env.is_main:
-        print(f"resuming from {path}: epoch {state.epoch + 1}, batch {state.batch_in_epoch}, "
-              f"step {state.step}", file=sys.stderr, flush=True)

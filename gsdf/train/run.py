@@ -15,9 +15,11 @@ import torch
 from gsdf.config import ConfigError, check_renamed_keys
 from gsdf.data.augment import resolve_aug
 from gsdf.models.hand_model import hand_asset_kind, load_hand_asset
+from gsdf.models.registry import uses_hand_asset
 from gsdf.train.config import TrainConfig, TrainRuntime, train_config
 from gsdf.train.distributed import cleanup_distributed, init_distributed, seed_everything
-from gsdf.train.loop import TrainOutputs, fit
+from gsdf.train.loop import fit
+from gsdf.train.resume import TrainOutputs
 
 
 def data_kind(model_name: str) -> str:
@@ -84,7 +86,7 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
         The per-epoch log rows.
     """
     from gsdf.data import build_dataset
-    from gsdf.models import build_model, get_spec
+    from gsdf.models import build_model
     from gsdf.utils.proc import exit_with_launcher
 
     exit_with_launcher()  # a torchrun worker dies with its launcher (kill -9 of the job)
@@ -94,21 +96,8 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
     cfg = train_config(experiment, params.get("train"))
     options = dataset_options(experiment, cfg, params.get("dataset"))
     context = {"pose_checkpoint": str(pose_checkpoint)} if pose_checkpoint else {}
-    hand = {}
-    if "hand_asset" in get_spec(experiment["model"]).context:
-        # MANO on real data (or hand.asset: mano), loaded once, before any process starts work;
-        # the checkpoint records which asset (not where it lives) through the experiment
-        dataset_name = (params.get("dataset") or {}).get("name")
-        hand_cfg = params.get("hand") or {}
-        hand = {"hand_asset": load_hand_asset(hand_cfg, dataset_name)}
-        experiment["hand"] = {"asset": hand_asset_kind(hand_cfg, dataset_name),
-                              "seed": int(hand_cfg.get("seed", 0))}
-    runtime = runtime or TrainRuntime()
-    if runtime.cpus is None and threads:
-        runtime = dataclasses.replace(runtime, cpus=threads)
-    if threads:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, threads // local_world))
+    hand = _hand_context(experiment, params)
+    runtime = _job_runtime(runtime, threads)
     env = init_distributed(device)
     try:
         seed_everything(cfg.seed)  # identical initial weights on every rank
@@ -122,6 +111,34 @@ def run_train(params: Mapping[str, Any], packed_dir: str | Path, outputs: TrainO
                    context=context, progress=progress)
     finally:
         cleanup_distributed(env)
+
+
+def _hand_context(experiment: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"hand_asset": ...}`` for a model whose spec reads the hand asset, else ``{}``.
+
+    MANO on real data (or ``hand.asset: mano``), loaded once, before any process starts work;
+    the checkpoint records which asset (not where it lives): this sets ``experiment["hand"]``
+    (``asset``, ``seed``) in place.
+    """
+    if not uses_hand_asset(experiment["model"]):
+        return {}
+    dataset_name = (params.get("dataset") or {}).get("name")
+    hand_cfg = params.get("hand") or {}
+    experiment["hand"] = {"asset": hand_asset_kind(hand_cfg, dataset_name),
+                          "seed": int(hand_cfg.get("seed", 0))}
+    return {"hand_asset": load_hand_asset(hand_cfg, dataset_name)}
+
+
+def _job_runtime(runtime: TrainRuntime | None, threads: int | None) -> TrainRuntime:
+    """``runtime`` (default :class:`TrainRuntime`) with the job's CPUs; sets this process's
+    share of ``threads`` (one of ``LOCAL_WORLD_SIZE`` processes) as torch's intra-op threads."""
+    runtime = runtime or TrainRuntime()
+    if runtime.cpus is None and threads:
+        runtime = dataclasses.replace(runtime, cpus=threads)
+    if threads:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, threads // local_world))
+    return runtime
 
 
 def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:

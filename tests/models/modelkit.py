@@ -92,3 +92,14 @@ def build_small(name: str, **overrides) -> torch.nn.Module:
         return build_model(name, args, pose_state_dict=pose.state_dict(),
                            pose_model_args=SMALL_POSE)
     return build_model(name, args)
+
+
+def save_finished(path, name: str, model_args: dict, state_dict: dict) -> None:
+    """A finished checkpoint of model ``name`` in the training format (gsdf.checkpoint)."""
+    from gsdf.checkpoint import FORMAT_VERSION, KIND, save_checkpoint
+
+    save_checkpoint(path, {
+        "format_version": FORMAT_VERSION, "kind": KIND, "model": name,
+        "model_args": model_args, "experiment": {"name": name, "model": name},
+        "state_dict": state_dict, "optimizer": {}, "scheduler": {}, "epoch": 1,
+        "batch_in_epoch": 0, "step": 1, "rng": {}, "finished": True})

@@ -112,10 +112,46 @@ def test_specs_are_checked_when_registered():
         build_model("toy", {})
 
 
-def test_torch_free_hand_model_list_matches_the_specs():
-    """gsdf.hand_asset.HAND_MODELS (read without torch by the workflow) lists the shipped
-    models whose spec reads the hand asset."""
-    from gsdf.hand_asset import HAND_MODELS
+def test_a_model_declaring_the_hand_asset_gets_the_runs_hand(tmp_path):
+    """A spec whose context lists ``hand_asset`` is all it takes: training loads the run's hand
+    asset for it and records which one, and a checkpoint of it is rebuilt with that hand."""
+    from gsdf.checkpoint import CheckpointError, _recorded_hand_asset
+    from gsdf.hand import HandAsset
+    from gsdf.models.args import GFArgs
+    from gsdf.models.registry import uses_hand_asset
+    from gsdf.train.run import _hand_context
+
+    seen = {}
+
+    def build(args, **context):
+        seen.update(context)
+        return torch.nn.Linear(1, 1)
+
+    register(ModelSpec("toy_hand", GFArgs, build, context=("hand_asset",)))
+    try:
+        assert uses_hand_asset("toy_hand") and MODELS["toy_hand"].uses_hand_asset
+        experiment = {"name": "toy_hand", "model": "toy_hand"}
+        hand = _hand_context(experiment, {"dataset": {"name": "synth"}, "hand": {"seed": 3}})
+        assert isinstance(hand["hand_asset"], HandAsset)
+        assert experiment["hand"] == {"asset": "procedural", "seed": 3}
+        build_model("toy_hand", {}, **hand)
+        assert seen["hand_asset"] is hand["hand_asset"]
+        recorded = {"model": "toy_hand", "experiment": experiment}
+        assert isinstance(_recorded_hand_asset(recorded, tmp_path / "c.pt")["hand_asset"],
+                          HandAsset)
+        mano = {"model": "toy_hand", "experiment": {"hand": {"asset": "mano", "seed": 0}}}
+        with pytest.raises(CheckpointError, match="trained with the MANO hand"):
+            _recorded_hand_asset(mano, tmp_path / "c.pt")
+    finally:
+        unregister("toy_hand")
+    # a model without the context key gets no hand, even with a hand recorded
+    experiment = {"name": "gf", "model": "gf"}
+    assert _hand_context(experiment, {"hand": {"seed": 3}}) == {} and "hand" not in experiment
+    assert _recorded_hand_asset({"model": "gf", "experiment": recorded["experiment"]}, "p") == {}
+
+
+def test_the_shipped_models_with_a_hand_layer():
+    from gsdf.models.registry import uses_hand_asset
 
     shipped = ("gf", "alignsdf", "gsdf", "gsdf_video", "pose")
-    assert set(HAND_MODELS) == {n for n in shipped if "hand_asset" in MODELS[n].context}
+    assert {n for n in shipped if uses_hand_asset(n)} == {"alignsdf", "gsdf", "gsdf_video"}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
-from modelkit import SMALL_ARGS, SMALL_POSE, build_small, make_batch
+from modelkit import SMALL_ARGS, SMALL_POSE, build_small, make_batch, save_finished
 
 from gsdf.config import ConfigError, resolve_experiment
 from gsdf.models import (
@@ -133,7 +134,7 @@ def test_gsdf_ground_truth_pose_source_is_an_oracle(name):
 def test_gsdf_checkpoint_round_trip(tmp_path):
     pose = build_model("pose", SMALL_POSE)
     path = tmp_path / "pose.pt"
-    torch.save({"model": "pose", "model_args": SMALL_POSE, "state_dict": pose.state_dict()}, path)
+    save_finished(path, "pose", SMALL_POSE, pose.state_dict())
     model = build_model("gsdf", SMALL_ARGS["gsdf"], pose_checkpoint=str(path))
     for k, v in pose.state_dict().items():
         torch.testing.assert_close(model.pose_net.state_dict()[k], v)
@@ -190,10 +191,27 @@ def test_bad_input_is_refused_with_key_and_allowed_values(tmp_path):
         build_model("gf", {}, pose_ckpt="x")
     gf = build_model("gf", SMALL_ARGS["gf"])
     wrong = tmp_path / "gf.pt"
-    torch.save({"model": "gf", "model_args": SMALL_ARGS["gf"], "state_dict": gf.state_dict()},
-               wrong)
+    save_finished(wrong, "gf", SMALL_ARGS["gf"], gf.state_dict())
     with pytest.raises(ConfigError, match=r"model 'gf'.*must come from model 'pose'"):
         build_model("gsdf", {}, pose_checkpoint=str(wrong))
+
+
+@pytest.mark.parametrize("content", ["truncated", "foreign"])
+def test_a_corrupt_or_foreign_pose_checkpoint_is_refused_naming_it(tmp_path, content):
+    from gsdf.checkpoint import CheckpointError
+
+    path = tmp_path / "pose_pose" / "checkpoint.pt"
+    path.parent.mkdir()
+    pose = build_model("pose", SMALL_POSE)
+    if content == "truncated":  # a job killed while copying it
+        save_finished(path, "pose", SMALL_POSE, pose.state_dict())
+        path.write_bytes(path.read_bytes()[:200])
+        match = "corrupt or not a torch file"
+    else:  # a bare state dict of another program
+        torch.save({"model": "pose", "state_dict": pose.state_dict()}, path)
+        match = "not a gsdf training checkpoint"
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))}.*{match}"):
+        build_model("gsdf", SMALL_ARGS["gsdf"], pose_checkpoint=str(path))
 
 
 def test_video_model_needs_the_configured_clip_length():

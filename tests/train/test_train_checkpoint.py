@@ -29,7 +29,7 @@ from gsdf.train import (
 )
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=1e-2, lr_decay_epochs=(), num_points=32,
-                  image_size=16, seed=0)
+                  seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,16 @@ import dataclasses
 
 import pytest
 
-from gsdf.config import RENAMED_KEYS, ConfigError, load_config, load_schema
+from gsdf.config import RENAMED_KEYS, ConfigError, load_config, load_schema, to_dict
 from gsdf.train import TrainConfig, train_config
 from gsdf.train.run import data_kind, dataset_options
 
 
 def test_schema_defaults_equal_dataclass_defaults():
     schema = load_schema()["properties"]["train"]["properties"]
-    # train.image_size / train.frames moved to model_args (gsdf.config.RENAMED_KEYS); the
-    # TrainConfig fields left behind are not read by the stages
-    moved = {k.split(".")[1] for k in RENAMED_KEYS if k.startswith("train.")}
-    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in moved}
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # train.image_size / train.frames moved to model_args (gsdf.config.RENAMED_KEYS): no field
+    assert not {k.split(".")[1] for k in RENAMED_KEYS if k.startswith("train.")} & set(fields)
     assert set(schema) == set(fields)
     for name, default in fields.items():
         value = schema[name]["default"]
@@ -37,8 +36,7 @@ def test_unknown_key_names_allowed_keys():
 
 @pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"lr_decay_factor": 2.0},
                                  {"lr_decay_epochs": [5, 2]}, {"precision": "fp16"},
-                                 {"global_batch_size": 0},
-                                 {"frames": 2}])
+                                 {"global_batch_size": 0}])
 def test_invalid_values_refused(bad):
     with pytest.raises(ConfigError, match="train."):
         train_config({"model": "gf", "train": bad})
@@ -83,6 +81,23 @@ def test_moved_train_keys_fail_loudly_naming_the_new_key(old, new):
         load_config(overrides={"train": {old: 64}})
     with pytest.raises(ConfigError, match=rf"experiment_overrides.all.*'train.{old}'.*'{new}'"):
         load_config(overrides={"experiment_overrides": {"all": {"train": {old: 64}}}})
+    with pytest.raises(ConfigError, match=rf"experiment 'gf'.*'train.{old}' is no longer.*'{new}'"):
+        train_config({"name": "gf", "model": "gf", "train": {old: 64}})
+
+
+def test_a_checkpoint_written_with_the_retired_train_keys_still_resumes_and_loads():
+    from gsdf.train.config import recorded_train
+    from gsdf.train.resume import same_run
+
+    experiment = {"name": "gf", "model": "gf"}
+    cfg = train_config(experiment)
+    old = {"image_size": 256, "frames": None, **to_dict(cfg)}  # as such checkpoints hold it
+    assert recorded_train(old) == to_dict(cfg)
+    ckpt = {"experiment": experiment, "train": old, "dataset": {}}
+    assert same_run(ckpt, experiment, {}, cfg)
+    other = {**old, "epochs": cfg.epochs + 1}  # any other difference is another run
+    assert not same_run(dict(ckpt, train=other), experiment, {}, cfg)
+    assert train_config(experiment, recorded_train(old)) == cfg
 
 
 @pytest.mark.parametrize("key", ["num_workers", "checkpoint_every", "sync_bn"])

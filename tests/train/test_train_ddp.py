@@ -100,7 +100,7 @@ def _fit_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     try:
         torch.manual_seed(0)
         cfg = TrainConfig(epochs=2, batch_size=2, lr=1e-2, lr_decay_epochs=(1,), num_points=32,
-                          image_size=16, seed=0)
+                          seed=0)
         fit(ToyModel(), ToyDataset(n=16), cfg, TrainOutputs.in_dir(out_dir),
             experiment=toy_experiment(), env=env, progress=False)
     finally:

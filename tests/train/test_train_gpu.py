@@ -59,7 +59,7 @@ def test_idle_gpus_are_reported(monkeypatch, capsys):
 
 def _cfg(**kw) -> TrainConfig:
     base = {"epochs": 3, "batch_size": 4, "lr": 1e-2, "lr_decay_epochs": (2,),
-            "num_points": 32, "image_size": 16, "seed": 3}
+            "num_points": 32, "seed": 3}
     return TrainConfig(**{**base, **kw})
 
 

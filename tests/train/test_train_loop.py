@@ -25,7 +25,7 @@ ENV = DistEnv()
 
 def _cfg(**kw) -> TrainConfig:
     base = {"epochs": 3, "batch_size": 4, "lr": 1e-2, "lr_decay_epochs": (2,),
-            "lr_decay_factor": 0.5, "num_points": 32, "image_size": 16, "seed": 3}
+            "lr_decay_factor": 0.5, "num_points": 32, "seed": 3}
     return TrainConfig(**{**base, **kw})
 
 

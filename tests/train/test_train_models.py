@@ -32,7 +32,7 @@ ARGS = {
              "obj_point_latent": 6, "pose": POSE},
 }
 CFG = TrainConfig(epochs=1, batch_size=2, lr=1e-3, lr_decay_epochs=(), num_points=64,
-                  image_size=SIZE, seed=0)
+                  seed=0)
 
 
 def _train(name: str, out_dir, **context):
