@@ -1,5 +1,5 @@
 """Seconds per sample of `prepare` and `sample_sdf` (default settings) on the raw-format fixtures
-of the tests (tests/raw_fixtures.py), and the disk they write per sample.
+of the tests (gsdf/testing/raw_datasets.py), and the disk they write per sample.
 
 These are fixture measurements: the fixture objects have 10-12 faces (ShapeNet and YCB models
 have many more) and the fixture hand 6,252 (MANO's closed mesh 1,552). ``--object-faces N``
@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +22,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from raw_fixtures import make_dexycb, make_mano, make_obman  # noqa: E402
-
-from gsdf.config import load_config  # noqa: E402
-from gsdf.stages import prepare  # noqa: E402
-from gsdf.stages import sample_sdf as sample_sdf_stage  # noqa: E402
+from gsdf.config import load_config
+from gsdf.stages import prepare
+from gsdf.stages import sample_sdf as sample_sdf_stage
+from gsdf.testing.raw_datasets import make_dexycb, make_mano, make_obman
 
 
 def run_shard(split_dir: Path, manifest: Path, out: Path, skipped: Path, params: dict) -> dict:

@@ -1,6 +1,7 @@
-"""Shared test helpers live beside this file (``mano_fixture.py``, ``raw_fixtures.py``,
-``eval_fixtures.py``): pytest puts this folder on ``sys.path`` when it loads this conftest, so
-any test can import them. The fixtures below serve the evaluation and stage tests."""
+"""Shared test helpers live beside this file (``eval_fixtures.py``): pytest puts this folder on
+``sys.path`` when it loads this conftest, so any test can import them. The MANO and raw-dataset
+fixtures, which the benchmarks use too, are the package's :mod:`gsdf.testing`. The fixtures
+below serve the evaluation and stage tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage `prepare` on a tiny DexYCB-style download (tests/raw_fixtures.py), checked with
+"""Stage `prepare` on a tiny DexYCB-style download (gsdf/testing/raw_datasets.py), checked with
 independent arithmetic: the s0 selection, the frame rules, the crop and its intrinsics, the
 MANO wrist (J0(betas) + translation), the object's box-centred frame, bad input."""
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from raw_fixtures import DEX_MODELS, make_dexycb, make_mano
 
 from gsdf.data.raw import RawDataError
 from gsdf.geometry.mesh_io import load_mesh, load_vertex_parts
@@ -20,6 +19,7 @@ from gsdf.hand import HandLayer, load_mano
 from gsdf.hand.asset import JOINT_PART
 from gsdf.paths import SplitLayout
 from gsdf.stages import prepare
+from gsdf.testing.raw_datasets import DEX_MODELS, make_dexycb, make_mano
 
 
 @pytest.fixture(scope="module")

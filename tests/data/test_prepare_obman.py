@@ -1,4 +1,4 @@
-"""Stage `prepare` on a tiny ObMan-style download (tests/raw_fixtures.py), checked with
+"""Stage `prepare` on a tiny ObMan-style download (gsdf/testing/raw_datasets.py), checked with
 independent arithmetic: OpenCV frame, intrinsics, object = the posed ShapeNet model (scale
 applied once), watertight hand with MANO parts, split files, broken samples, bad input."""
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from raw_fixtures import OBMAN_K, make_mano, make_obman
 
 from gsdf.data.raw import RawDataError
 from gsdf.geometry.mesh_io import load_mesh, load_vertex_parts
@@ -20,6 +19,7 @@ from gsdf.hand import HandLayer, load_mano
 from gsdf.hand.asset import JOINT_PART
 from gsdf.paths import SplitLayout
 from gsdf.stages import prepare
+from gsdf.testing.raw_datasets import OBMAN_K, make_mano, make_obman
 
 
 @pytest.fixture(scope="module")

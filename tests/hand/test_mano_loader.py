@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from mano_fixture import fake_source, write_fake_mano
 
 from gsdf.hand import HandLayer, load_mano, procedural_hand
 from gsdf.hand.asset import JOINT_PART
 from gsdf.hand.mano import close_holes
+from gsdf.testing.mano_fixture import fake_source, write_fake_mano
 
 
 def _fake_source():

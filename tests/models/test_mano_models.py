@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mano_fixture import fake_source, write_fake_mano
 
 import gsdf.hand.procedural
 from gsdf.config import ConfigError, load_config
@@ -17,6 +16,7 @@ from gsdf.models import build_model
 from gsdf.models.hand_model import ik_refit, load_hand_asset
 from gsdf.models.pose import PoseNet
 from gsdf.models.registry import parse_model_args
+from gsdf.testing.mano_fixture import fake_source, write_fake_mano
 
 
 def write_fixture_mano(root):

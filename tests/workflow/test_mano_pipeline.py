@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from raw_fixtures import make_mano
+
+from gsdf.testing.raw_datasets import make_mano
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The micro pipeline on each real-dataset fixture (tests/raw_fixtures.py) to
+"""The micro pipeline on each real-dataset fixture (gsdf/testing/raw_datasets.py) to
 ``results/gsdf_{obman,dexycb}/metrics.csv``, with the command lines of docs/real_datasets.md
 (nested ``--config`` values merged into config.yaml). gsdf only (its pose network included), to
 keep them about two minutes each on 2 cores."""
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from raw_fixtures import make_dexycb, make_mano, make_obman
+
+from gsdf.testing.raw_datasets import make_dexycb, make_mano, make_obman
 
 REPO = Path(__file__).resolve().parents[2]
 

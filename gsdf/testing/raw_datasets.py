@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import torch
 import yaml
-from mano_fixture import fake_source, write_fake_mano
 
 from gsdf.hand import HandLayer, load_mano
+from gsdf.testing.mano_fixture import fake_source, write_fake_mano
 
 FLIP = np.diag([1.0, -1.0, -1.0])
 OBMAN_K = np.array([[480.0, 0.0, 128.0], [0.0, 480.0, 128.0], [0.0, 0.0, 1.0]])
