@@ -289,11 +289,14 @@ class Pipeline:
                 "manifest": self.path("dataset_shard", shard=wildcards.shard, **test),
                 **self.pose_input(wildcards.exp, wildcards.dataset)}
 
-    def evaluate_inputs(self, wildcards) -> dict[str, list[str]]:
-        """Every reconstruct shard of the experiment and the test split's manifests."""
+    def evaluate_inputs(self, wildcards) -> dict[str, list[str] | str]:
+        """Every reconstruct shard of the experiment, the test split's manifests and the packed
+        training split's annotations (the mean-pose baseline)."""
         return {"recon": self.shards("recon_shard", wildcards.dataset, "test",
                                      exp=wildcards.exp),
-                "gt": self.shards("dataset_shard", wildcards.dataset, "test")}
+                "gt": self.shards("dataset_shard", wildcards.dataset, "test"),
+                "train_annotations": self.path("annotations", dataset=wildcards.dataset,
+                                               split="train")}
 
     def render_pattern(self, which: str) -> str:
         """PNG ``which`` (best / median / worst sample, or the gallery) in an experiment's

@@ -54,6 +54,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="the reconstruct shard manifests")
     p.add_argument("--meshes-dir", required=True, help="results/{exp}_{dataset}/meshes")
     p.add_argument("--poses-dir", required=True, help="results/{exp}_{dataset}/poses")
+    p.add_argument("--train-annotations", default=None,
+                   help="packed training split's annotations.json "
+                   "(results/{dataset}/train/annotations.json): the mean-pose baseline")
     p.add_argument("--per-sample", required=True, help="metrics_per_sample.csv to write")
     p.add_argument("--metrics", required=True, help="metrics.csv to write")
     p.add_argument("--renders", nargs=3, default=(), metavar=("BEST", "MEDIAN", "WORST"),
@@ -70,7 +73,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     stage.run(stage.Inputs(Path(args.split_dir), paths_of(args.dataset_shards),
                            paths_of(args.recon_shards), Path(args.meshes_dir),
-                           Path(args.poses_dir)),
+                           Path(args.poses_dir),
+                           Path(args.train_annotations) if args.train_annotations else None),
               stage.Outputs(Path(args.per_sample), Path(args.metrics), paths_of(args.renders),
                             Path(args.gallery) if args.gallery else None),
               params_of(args), threads=args.threads)

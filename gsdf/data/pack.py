@@ -227,7 +227,18 @@ def load_annotations(packed_dir: str | Path) -> dict:
     """
     from gsdf.data.lmdb_io import ANNOTATIONS
 
-    path = Path(packed_dir) / ANNOTATIONS
+    return read_annotations(Path(packed_dir) / ANNOTATIONS)
+
+
+def read_annotations(path: str | Path) -> dict:
+    """Read a packed split's ``annotations.json`` given its own path (:func:`load_annotations`
+    given the split's folder).
+
+    Raises:
+        FileNotFoundError: no such file (names the stage to run).
+        PackError: unknown format or counts that disagree.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the split is not packed; run "
                                 "`snakemake ... {dataset}/{split}/annotations.json` (stage pack)")

@@ -31,10 +31,14 @@ PAPER_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("Eh", "hand_joint_err_cm_mean", -1),
     ("Eo", "obj_center_err_cm_mean", -1),
 )
-# Extra columns of the CSV (units in the names).
+# Extra columns of the CSV (units in the names); the last four are the evaluate stage's
+# diagnostics (the pose network against the mean-pose baseline, the view extents: NaN in a
+# metrics.csv written before it reported them).
 EXTRA_COLUMNS = ("num_samples", "num_evaluated", "num_failed", "chamfer_hand_cm2_mean",
                  "chamfer_obj_cm2_mean", "penetration_depth_cm_mean",
-                 "intersection_volume_cm3_mean", "contact_mean")
+                 "intersection_volume_cm3_mean", "contact_mean",
+                 "pose_err_cm_mean", "mean_pose_err_cm_mean", "depth_ratio_hand_median",
+                 "depth_ratio_obj_median")
 UNITS = {"CDh": "cm^2", "CDo": "cm^2", "Eh": "cm", "Eo": "cm"}
 
 

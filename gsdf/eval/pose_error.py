@@ -1,89 +1,59 @@
-"""Hand joint error of a pose estimate, next to the mean-pose baseline.
+"""Hand joint error of a pose estimate, next to the mean-pose baseline (pure functions).
 
 The wrist is given to every model (the hand frame is centred on the annotated wrist, as in the
-reference), so errors are over the other 20 joints. Three numbers per split: the 3D error (cm),
-its image part (pixels of the stored 256x256 crop) and its depth part (cm). The baseline
-predicts, for every image, the mean wrist-relative joint offsets of the training split: a pose
-network that does not beat it has learned nothing about the hand's articulation.
+reference), so these errors are over the other 20 joints: the 3D error (cm), its image part
+(pixels of the stored 256x256 crop, whose intrinsics the annotation holds) and its depth part
+(cm). The baseline predicts, for every image, the mean wrist-relative joint offsets of the
+training split: a pose network that does not beat it has learned nothing about the hand's
+articulation.
 
-Used by ``scripts/pose_error.py``; the numbers of README "What the default run gives" come from it.
+The ``evaluate`` stage reports both per sample (columns ``pose_err_*`` and ``mean_pose_err_*``
+of ``metrics_per_sample.csv``, their means and medians in ``metrics.csv``;
+docs/architecture.md "Evaluation outputs").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import default_collate
 
-PredictFn = Callable[[dict], torch.Tensor]
-"""``predict(batch) -> (B, 21, 3)`` camera metres."""
+M_TO_CM = 100.0
 
 
-def _project(points: torch.Tensor, cam_intr: torch.Tensor) -> torch.Tensor:
-    """(B, J, 3) camera metres, (B, 3, 3) -> (B, J, 2) pixels."""
-    uvw = points @ cam_intr.transpose(1, 2)
-    return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-9)
+def _project(points: np.ndarray, cam_intr: np.ndarray) -> np.ndarray:
+    """(J, 3) camera metres, (3, 3) -> (J, 2) pixels."""
+    uvw = points @ cam_intr.T
+    return uvw[:, :2] / np.maximum(uvw[:, 2:3], 1e-9)
 
 
-def joint_errors(pred: torch.Tensor, gt: torch.Tensor, cam_intr: torch.Tensor,
-                 image_size: int, stored_size: int = 256) -> torch.Tensor:
-    """Per-sample mean errors over joints 1..20.
+def pose_errors(pred: Sequence, gt: Sequence, cam_intr: Sequence) -> tuple[float, float, float]:
+    """Mean errors over joints 1..20 of one sample.
 
     Args:
-        pred, gt: (B, 21, 3) camera metres.
-        cam_intr: (B, 3, 3) intrinsics of the network input of side ``image_size``.
-        image_size: input side, pixels; pixel errors are rescaled to ``stored_size``.
+        pred, gt: (21, 3) joints, camera metres.
+        cam_intr: (3, 3) intrinsics of the image the pixel error is measured in.
 
     Returns:
-        (B, 3): 3D error (metres), image error (pixels at ``stored_size``), depth error (metres).
+        ``(3D error cm, image error px, depth error cm)``.
+
+    Raises:
+        ValueError: the joint arrays differ in shape or are not (J, 3) with J >= 2.
     """
-    e3d = (pred - gt).norm(dim=-1)[:, 1:].mean(1)
-    px = (_project(pred, cam_intr) - _project(gt, cam_intr)).norm(dim=-1)[:, 1:].mean(1)
-    dz = (pred[..., 2] - gt[..., 2]).abs()[:, 1:].mean(1)
-    return torch.stack([e3d, px * stored_size / image_size, dz], dim=1)
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    if pred.shape != gt.shape or pred.ndim != 2 or pred.shape[1] != 3 or len(pred) < 2:
+        raise ValueError(f"joint arrays must both be (J, 3), J >= 2: {pred.shape} vs {gt.shape}")
+    k = np.asarray(cam_intr, np.float64).reshape(3, 3)
+    e3d = np.linalg.norm(pred[1:] - gt[1:], axis=1).mean()
+    px = np.linalg.norm(_project(pred[1:], k) - _project(gt[1:], k), axis=1).mean()
+    dz = np.abs(pred[1:, 2] - gt[1:, 2]).mean()
+    return float(e3d * M_TO_CM), float(px), float(dz * M_TO_CM)
 
 
-def evaluate_split(predict: PredictFn, dataset: Sequence[dict], image_size: int,
-                   mean_offsets: np.ndarray | None = None, max_samples: int | None = None,
-                   batch_size: int = 32) -> dict[str, float]:
-    """Mean errors of ``predict`` (and of the mean pose) on a dataset of pose items.
-
-    Args:
-        predict: the estimate, ``batch -> (B, 21, 3)``.
-        dataset: items with ``image``, ``hand_joints_3d``, ``cam_intr`` (``gsdf.data`` pose or
-            SDF Datasets in test mode).
-        image_size: the items' input side, pixels.
-        mean_offsets: (21, 3) mean wrist-relative joints of the training split (metres); adds
-            the ``mean_pose_*`` keys.
-        max_samples: evaluate evenly spaced samples only.
-
-    Returns:
-        ``joint_cm``, ``image_px``, ``depth_cm`` (and ``mean_pose_*``), ``samples``.
-    """
-    n = len(dataset)
-    if n == 0:
-        raise ValueError("the split has no samples; pack it first (stage pack)")
-    index = np.arange(n) if not max_samples or max_samples >= n else \
-        np.linspace(0, n - 1, max_samples).round().astype(int)
-    rows, base = [], []
-    with torch.no_grad():
-        for start in range(0, len(index), batch_size):
-            batch = default_collate([dataset[int(i)] for i in index[start:start + batch_size]])
-            gt = batch["hand_joints_3d"].float()
-            cam = batch["cam_intr"].float()
-            rows.append(joint_errors(predict(batch).float(), gt, cam, image_size))
-            if mean_offsets is not None:
-                mean = gt[:, :1] + torch.as_tensor(mean_offsets, dtype=gt.dtype)[None]
-                base.append(joint_errors(mean, gt, cam, image_size))
-    out = {"samples": float(len(index))}
-    for prefix, parts in (("", rows), ("mean_pose_", base)):
-        if parts:
-            m = torch.cat(parts).mean(0)
-            out.update({f"{prefix}joint_cm": float(m[0]) * 100, f"{prefix}image_px": float(m[1]),
-                        f"{prefix}depth_cm": float(m[2]) * 100})
-    return out
+def mean_pose(gt: Sequence, offsets: np.ndarray) -> np.ndarray:
+    """The baseline's estimate for one sample: (21, 3) = its annotated wrist + ``offsets``."""
+    gt = np.asarray(gt, np.float64)
+    return gt[:1] + np.asarray(offsets, np.float64)
 
 
 def mean_offsets(annotations: Sequence[dict]) -> np.ndarray:

@@ -2,6 +2,9 @@
 metrics: :mod:`gsdf.eval.evaluate`): ``metrics_per_sample.csv``, ``metrics.csv`` (mean and
 median of every metric, counts of evaluated / failed samples), the best / median / worst samples
 by hand Chamfer rendered for the report, and a gallery of six samples spread over that ranking.
+Besides the paper's metrics, the CSVs hold the pose network's joint error next to the mean-pose
+baseline (``pose_err_*``, ``mean_pose_err_*``) and how far the surfaces are drawn out along the
+camera rays (``depth_ratio_*``, ``lateral_ratio_*``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gsdf.data.pack import read_annotations
 from gsdf.eval.evaluate import (
     EvaluationError,
     add_reasons,
@@ -25,6 +29,7 @@ from gsdf.eval.evaluate import (
     with_upstream,
     write_csv,
 )
+from gsdf.eval.pose_error import mean_offsets
 from gsdf.eval.render import render_gallery, render_ranked
 from gsdf.paths import PredictionLayout, SplitLayout
 
@@ -38,6 +43,9 @@ class Inputs:
         dataset_shards: the test split's shard manifests (the ids to evaluate).
         recon_shards: the ``reconstruct`` shard manifests (their ``no_surface`` ids are noted).
         meshes_dir, poses_dir: the experiment's reconstructions (``PredictionLayout``).
+        train_annotations: the packed training split's ``annotations.json``: its mean
+            wrist-relative joints are the mean-pose baseline of the ``mean_pose_err_*``
+            columns (NaN without it).
     """
 
     split_dir: Path
@@ -45,6 +53,7 @@ class Inputs:
     recon_shards: tuple[Path, ...]
     meshes_dir: Path
     poses_dir: Path
+    train_annotations: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,11 @@ def run(inputs: Inputs, outputs: Outputs, params: dict, *, threads: int = 1) -> 
     # Samples an earlier stage skipped fail with its reason; a prediction file left for them by
     # an older run is never scored.
     scored = [i for i in ids if i not in notes.upstream]
-    per_sample = evaluate_samples(sample_paths(gt, pred, scored), cfg, threads) if scored \
-        else pd.DataFrame(columns=["id", "failed", "reason", *metric_columns(cfg)])
+    offsets = None
+    if inputs.train_annotations is not None:
+        offsets = mean_offsets(read_annotations(inputs.train_annotations)["annotations"])
+    per_sample = evaluate_samples(sample_paths(gt, pred, scored), cfg, threads, offsets) \
+        if scored else pd.DataFrame(columns=["id", "failed", "reason", *metric_columns(cfg)])
     if scored and per_sample["reason"].str.startswith("ground truth:").all():
         raise EvaluationError(
             f"no ground truth of any test sample of {inputs.split_dir} could be read (first: "

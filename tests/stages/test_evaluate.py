@@ -11,18 +11,19 @@ import pytest
 from eval_fixtures import gt_layout, pred_layout
 from PIL import Image
 
+from gsdf.eval import evaluate as evaluate_module
 from gsdf.eval.evaluate import EvaluationError
 from gsdf.stages import evaluate
 
 
-def _run(layout, threads=2, **params):
+def _run(layout, threads=2, train_annotations=None, **params):
     out = layout.root / "gsdf_synth"
     renders = tuple(out / "renders" / f"{w}.png" for w in ("best", "median", "worst"))
     pred = pred_layout(layout, "gsdf")
     inputs = evaluate.Inputs(
         gt_layout(layout).root, (layout.dataset_shard(dataset="synth", split="test", shard=0),),
         (layout.recon_shard(exp="gsdf", dataset="synth", shard=0),), pred.meshes_dir,
-        pred.poses_dir)
+        pred.poses_dir, train_annotations)
     outputs = evaluate.Outputs(out / "metrics_per_sample.csv", out / "metrics.csv", renders,
                                out / "renders" / "gallery.png")
     params = {"evaluate": {"num_points": 20000, **params}, "experiment": {"name": "gsdf"},
@@ -134,3 +135,63 @@ def test_every_ground_truth_missing_is_an_error(split_with_predictions):
         shutil.rmtree(gt.folder(kind))
     with pytest.raises(EvaluationError, match="no ground truth of any test sample"):
         _run(layout)
+
+
+def _train_annotations(layout, joints: list[np.ndarray]):
+    """A packed training split's annotations.json holding ``joints`` (the pack format)."""
+    from gsdf.data.pack import ANNOTATIONS_FORMAT
+
+    path = layout.annotations(dataset="synth", split="train")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "info": {"format": ANNOTATIONS_FORMAT, "count": len(joints)},
+        "images": [{"id": k} for k in range(len(joints))],
+        "annotations": [{"hand_joints_3d": j.tolist()} for j in joints]}))
+    return path
+
+
+def test_pose_network_error_mean_pose_baseline_and_view_extents(split_with_predictions):
+    """The diagnostic columns, by hand: the fixture's predicted joints are the true ones, and
+    its hands' joints lie on the optical axis (K = identity); a training split whose hands hold
+    the same joints 1 cm to the side (x) puts the mean-pose baseline 1 cm off in 3D, 0 in depth
+    and 0.01 / z pixels in the image. The scaled prediction (1.1x about the camera, shifted)
+    has 1.1x the extents of the truth, the others 1x."""
+    layout, ids = split_with_predictions
+    truth = np.asarray(json.loads(gt_layout(layout).meta(ids[0]).read_text())["hand_joints_3d"])
+    side = truth + np.r_[[[0.0, 0.0, 0.0]], np.tile([0.01, 0.0, 0.0], (20, 1))]
+    annotations = _train_annotations(layout, [side, side + [0.0, 0.2, 0.0]])  # offsets equal
+    summary, per_sample, _ = _run(layout, threads=1, train_annotations=annotations,
+                                  contact=False)
+    by_id = per_sample.set_index("id")
+    for sid in ids[:3]:  # the ones with a readable pose file and hand mesh
+        row = by_id.loc[sid]
+        assert (row["pose_err_cm"], row["pose_err_px"], row["pose_err_depth_cm"]) == (0, 0, 0)
+        assert row["mean_pose_err_cm"] == pytest.approx(1.0)
+        assert row["mean_pose_err_depth_cm"] == pytest.approx(0.0, abs=1e-9)
+        # (the CSV keeps 6 significant digits)
+        assert row["mean_pose_err_px"] == pytest.approx(np.mean(0.01 / truth[1:, 2]), rel=1e-5)
+    for sid, ratio in ((ids[0], 1.0), (ids[1], 1.1)):
+        for column in ("depth_ratio_hand", "lateral_ratio_hand", "depth_ratio_obj",
+                       "lateral_ratio_obj"):
+            assert by_id.loc[sid, column] == pytest.approx(ratio, rel=0.02), (sid, column)
+    assert np.isnan(by_id.loc[ids[2], "depth_ratio_obj"])  # no object mesh
+    assert np.isfinite(by_id.loc[ids[2], "depth_ratio_hand"])
+    assert summary.loc[0, "mean_pose_err_cm_median"] == pytest.approx(1.0)
+    assert summary.loc[0, "depth_ratio_hand_n"] == 3
+    # without the training split: no baseline, the rest unchanged
+    _, without, _ = _run(layout, threads=1, contact=False)
+    assert without["mean_pose_err_cm"].isna().all()
+    pd.testing.assert_frame_equal(without.drop(columns=list(evaluate_module.MEAN_POSE_COLUMNS)),
+                                  per_sample.drop(columns=list(evaluate_module.MEAN_POSE_COLUMNS)))
+
+
+def test_the_paper_columns_come_first_in_their_order(split_with_predictions):
+    layout, _ = split_with_predictions
+    summary, per_sample, _ = _run(layout, threads=1, num_points=2000, contact=False)
+    paper = ["chamfer_hand_cm2", "fscore_hand_1mm", "fscore_hand_5mm", "chamfer_obj_cm2",
+             "fscore_obj_5mm", "fscore_obj_10mm", "hand_joint_err_cm", "obj_center_err_cm",
+             "obj_corner_err_cm", "penetration_depth_cm", "intersection_volume_cm3", "contact",
+             "icp_scale", "root_err_cm"]
+    assert list(per_sample.columns[:3 + len(paper)]) == ["id", "failed", "reason", *paper]
+    assert list(per_sample.columns[3 + len(paper):]) == list(
+        evaluate_module.METRICS[len(paper):])

@@ -113,5 +113,9 @@ def test_two_process_fit_writes_once(tmp_path):
     assert ckpt["world_size"] == 2 and ckpt["step"] == 8  # 16 samples / (2 x 2) x 2 epochs
     assert len(ckpt["rng"]["per_rank"]) == 2
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])
+    # checkpoint.last.pt keeps the final state until the rule's command succeeded (#24)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "learning_curves.png", "train_log.csv"]
+        "checkpoint.last.pt", "checkpoint.pt", "config.yaml", "learning_curves.png",
+        "train_log.csv"]
+    last = tmp_path / "checkpoint.last.pt"
+    assert last.read_bytes() == (tmp_path / "checkpoint.pt").read_bytes()

@@ -2,7 +2,8 @@
 # (config `evaluate`, gsdf/stages/evaluate.py): metrics_per_sample.csv, metrics.csv (mean and
 # median of every metric, counts of evaluated / failed samples) and the best / median / worst
 # samples by hand Chamfer rendered for the report, and a gallery of six samples spread over
-# that ranking.
+# that ranking. Besides the paper's metrics: the pose network's joint error next to the
+# mean-pose baseline of the packed training split, and the view extents of the surfaces.
 
 
 rule evaluate:
@@ -60,7 +61,9 @@ rule evaluate:
     shell:
         "gsdf evaluate --split-dir {params.split_dir:q} --dataset-shards {input.gt:q}"
         " --recon-shards {input.recon:q} --meshes-dir {params.meshes:q}"
-        " --poses-dir {params.poses:q} --per-sample {output.per_sample:q}"
+        " --poses-dir {params.poses:q}"
+        " --train-annotations {input.train_annotations:q}"
+        " --per-sample {output.per_sample:q}"
         " --metrics {output.metrics:q}"
         " --renders {output.best:q} {output.median:q} {output.worst:q}"
         " --gallery {output.gallery:q}"
