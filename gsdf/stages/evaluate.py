@@ -18,19 +18,21 @@ import pandas as pd
 from gsdf.data.pack import read_annotations
 from gsdf.eval.evaluate import (
     EvaluationError,
-    add_reasons,
     eval_config,
     evaluate_samples,
     metric_columns,
-    reconstruct_notes,
     sample_paths,
+)
+from gsdf.eval.pose_error import mean_offsets
+from gsdf.eval.render import render_gallery, render_ranked
+from gsdf.eval.summary import (
+    add_reasons,
+    reconstruct_notes,
     summary_of,
     test_ids,
     with_upstream,
     write_csv,
 )
-from gsdf.eval.pose_error import mean_offsets
-from gsdf.eval.render import render_gallery, render_ranked
 from gsdf.paths import PredictionLayout, SplitLayout
 
 log = logging.getLogger("gsdf.evaluate")
