@@ -513,14 +513,31 @@ def check_config(config: Mapping, experiments_dir: str | Path | None = None) -> 
         ConfigError: naming the config key, the wrong value and the allowed ones.
         FileNotFoundError: the MANO model file is missing (with setup instructions).
     """
-    from gsdf.models.registry import MODELS, parse_model_args
-    from gsdf.train.config import train_config
-
     if experiments_dir is None:
         experiments_dir = config_dir("experiments")
     experiments_dir = Path(experiments_dir)
     files = sorted(p.stem for p in experiments_dir.glob("*.yaml"))
     sweeps = config.get("sweeps") or {}
+    _check_selectors_and_sweeps(config, files, sweeps)
+    todo = list(dict.fromkeys([*(config.get("experiments") or []), *sweeps]))
+    checked: list[str] = []
+    while todo:
+        name = todo.pop(0)
+        if name in checked:
+            continue
+        pose = _check_experiment(config, name, files, sweeps, experiments_dir)
+        if pose is not None:
+            todo.append(pose)
+        checked.append(name)
+    check_hand(config.get("hand") or {})
+    return checked
+
+
+def _check_selectors_and_sweeps(config: Mapping, files: list[str], sweeps: Mapping) -> None:
+    """Every ``experiment_overrides`` selector names ``all``, a model or an experiment file;
+    every ``sweeps`` entry has a ``base`` and only experiment keys."""
+    from gsdf.models.registry import MODELS
+
     selectors = ["all", *sorted(MODELS), *files]
     for selector in config.get("experiment_overrides") or {}:
         if selector not in selectors:
@@ -537,39 +554,39 @@ def check_config(config: Mapping, experiments_dir: str | Path | None = None) -> 
         if unknown:
             raise ConfigError(f"sweeps.{name}: unknown key(s) {unknown}; allowed keys: "
                               f"{sorted({'base', *EXPERIMENT_KEYS} - {'name'})}")
-    todo = list(dict.fromkeys([*(config.get("experiments") or []), *sweeps]))
-    checked: list[str] = []
-    while todo:
-        name = todo.pop(0)
-        if name in checked:
-            continue
-        where = f"sweeps.{name}" if name in sweeps else f"experiment {name!r}"
-        if name not in sweeps and name not in files:
-            raise ConfigError(f"experiments: {name!r} is neither config/experiments/{name}.yaml "
-                              f"nor a 'sweeps' entry{_did_you_mean(name, files + sorted(sweeps))};"
-                              f" allowed: {files + sorted(sweeps)}")
-        exp = resolve_experiment(config, name, experiments_dir)
-        unknown = sorted(set(exp) - set(EXPERIMENT_KEYS))
-        if unknown:
-            raise ConfigError(f"{where} (after experiment_overrides): unknown key(s) {unknown}; "
-                              f"allowed keys: {sorted(EXPERIMENT_KEYS)}")
-        try:
-            parse_model_args(exp["model"], exp.get("model_args"))
-            train_config(exp, config.get("train"))
-        except ConfigError as err:
-            raise ConfigError(f"{where} (config/experiments/{_experiment_file(config, name)}"
-                              f".yaml + experiment_overrides + sweeps): {err}") from err
-        pose = exp.get("pose_experiment")
-        if pose is not None:
-            if pose not in files and pose not in sweeps:
-                raise ConfigError(f"{where}: pose_experiment = {pose!r} is not an experiment "
-                                  f"file or sweep{_did_you_mean(str(pose), files)}")
-            if resolve_experiment(config, pose, experiments_dir).get("model") != "pose":
-                raise ConfigError(f"{where}: pose_experiment = {pose!r} is not a 'pose' model")
-            todo.append(pose)
-        checked.append(name)
-    check_hand(config.get("hand") or {})
-    return checked
+
+
+def _check_experiment(config: Mapping, name: str, files: list[str], sweeps: Mapping,
+                      experiments_dir: Path) -> str | None:
+    """Resolve experiment (or sweep) ``name`` and check its keys, ``model_args`` and ``train``;
+    returns the pose experiment it names (checked to be a ``pose`` model), if any."""
+    from gsdf.models.registry import parse_model_args
+    from gsdf.train.config import train_config
+
+    where = f"sweeps.{name}" if name in sweeps else f"experiment {name!r}"
+    if name not in sweeps and name not in files:
+        raise ConfigError(f"experiments: {name!r} is neither config/experiments/{name}.yaml "
+                          f"nor a 'sweeps' entry{_did_you_mean(name, files + sorted(sweeps))};"
+                          f" allowed: {files + sorted(sweeps)}")
+    exp = resolve_experiment(config, name, experiments_dir)
+    unknown = sorted(set(exp) - set(EXPERIMENT_KEYS))
+    if unknown:
+        raise ConfigError(f"{where} (after experiment_overrides): unknown key(s) {unknown}; "
+                          f"allowed keys: {sorted(EXPERIMENT_KEYS)}")
+    try:
+        parse_model_args(exp["model"], exp.get("model_args"))
+        train_config(exp, config.get("train"))
+    except ConfigError as err:
+        raise ConfigError(f"{where} (config/experiments/{_experiment_file(config, name)}"
+                          f".yaml + experiment_overrides + sweeps): {err}") from err
+    pose = exp.get("pose_experiment")
+    if pose is not None:
+        if pose not in files and pose not in sweeps:
+            raise ConfigError(f"{where}: pose_experiment = {pose!r} is not an experiment "
+                              f"file or sweep{_did_you_mean(str(pose), files)}")
+        if resolve_experiment(config, pose, experiments_dir).get("model") != "pose":
+            raise ConfigError(f"{where}: pose_experiment = {pose!r} is not a 'pose' model")
+    return pose
 
 
 def check_hand(hand: Mapping) -> None:
