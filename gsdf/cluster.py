@@ -220,6 +220,69 @@ def _minutes(m: float | None) -> str:
     return f"{m:g} min" if m < 120 else f"{m:g} min ({m / 60:g} h)"
 
 
+def _no_gpus(r: Request, partitions: Mapping[str, Partition]) -> str:
+    """A hint when ``r`` wants GPUs and no partition has any, else ``""``."""
+    if r.gpus and not any(p.gpus for p in partitions.values()):
+        return "; no partition has GPUs (sinfo gres): use workflow/profiles/slurm-cpu"
+    return ""
+
+
+def _partition_of(r: Request, partitions: Mapping[str, Partition], default: Partition | None,
+                  where: str) -> tuple[Partition | None, str]:
+    """The partition ``r`` runs on, or ``(None, the problem)``."""
+    if r.partition is None:
+        if default is None:
+            return None, (f"rule {r.rule}: no slurm_partition and the cluster has no "
+                          f"default partition; set `{where} slurm_partition` (or "
+                          f"default-resources) to one of {sorted(partitions)}")
+        return default, ""
+    part = partitions.get(r.partition)
+    if part is None:
+        return None, (f"rule {r.rule}: partition {r.partition!r} does not exist; "
+                      f"set `{where} slurm_partition` (or default-resources) to one "
+                      f"of {sorted(partitions)}" + _no_gpus(r, partitions))
+    return part, ""
+
+
+def _fit_problems(r: Request, part: Partition, partitions: Mapping[str, Partition],
+                  where: str) -> list[str]:
+    """What of ``r`` the partition ``part`` cannot give (state, processes, nodes, CPUs,
+    memory, GPUs, time limit)."""
+    problems: list[str] = []
+    pname = f"partition {part.name!r}"
+    if not part.up:
+        problems.append(f"rule {r.rule}: {pname} is not up (sinfo availability); choose "
+                        f"another with `{where} slurm_partition`")
+    if r.nproc is not None and r.gpus and r.nproc != r.gpus:
+        problems.append(f"rule {r.rule}: nproc {r.nproc} (torchrun processes) != gpu "
+                        f"{r.gpus}: each process drives one GPU; set `{where} nproc` and "
+                        f"`gpu` (or `gres: gpu:N`) to the same number")
+    if r.nproc is not None and r.nodes > 1:
+        problems.append(f"rule {r.rule}: asks for {r.nodes} nodes, but training runs "
+                        f"`torchrun --standalone` on one node; set `{where} nodes` to 1 "
+                        f"(docs/cluster.md, multi-node)")
+    if r.nodes > part.nodes:
+        problems.append(f"rule {r.rule}: asks for {r.nodes} nodes, {pname} has "
+                        f"{part.nodes}; lower `{where} nodes`")
+    if r.cpus > part.cpus:
+        problems.append(f"rule {r.rule}: asks for {r.cpus} CPUs, the largest node of "
+                        f"{pname} has {part.cpus}; lower `set-threads: {r.rule}` (or "
+                        f"`{where} cpus_per_task` / `cpus_per_gpu`)")
+    if r.mem_mb > part.mem_mb:
+        problems.append(f"rule {r.rule}: asks for {r.mem_mb} MB of memory, the largest "
+                        f"node of {pname} has {part.mem_mb} MB; lower `{where} mem_mb`")
+    if r.gpus > part.gpus:
+        fix = (f"lower `{where} gpu` and `nproc`" if r.gpus else "")
+        problems.append(f"rule {r.rule}: asks for {r.gpus} GPUs, the best node of {pname} "
+                        f"has {part.gpus} (sinfo gres); {fix} or set `{where} "
+                        f"slurm_partition` to a GPU partition" + _no_gpus(r, partitions))
+    if r.runtime is not None and part.max_minutes is not None and r.runtime > part.max_minutes:
+        problems.append(f"rule {r.rule}: asks for {_minutes(r.runtime)} (runtime at its "
+                        f"last retry), {pname} allows {_minutes(part.max_minutes)}; lower "
+                        f"`{where} runtime` (or `retries`)")
+    return problems
+
+
 def check_requests(requests: Iterable[Request], partitions: Mapping[str, Partition],
                    require_runtime: bool = True) -> list[str]:
     """Every request that cannot run on the cluster, as a sentence naming the rule and the key.
@@ -233,62 +296,16 @@ def check_requests(requests: Iterable[Request], partitions: Mapping[str, Partiti
     """
     problems: list[str] = []
     no_runtime: list[str] = []
-
-    def no_gpus(r: Request) -> str:
-        if r.gpus and not any(p.gpus for p in partitions.values()):
-            return "; no partition has GPUs (sinfo gres): use workflow/profiles/slurm-cpu"
-        return ""
-
     default = next((p for p in partitions.values() if p.default), None)
     for r in sorted(requests, key=lambda r: (r.rule, r.partition or "")):
         where = f"set-resources: {r.rule}:"
-        if r.partition is None:
-            part = default
-            if part is None:
-                problems.append(f"rule {r.rule}: no slurm_partition and the cluster has no "
-                                f"default partition; set `{where} slurm_partition` (or "
-                                f"default-resources) to one of {sorted(partitions)}")
-                continue
-        else:
-            part = partitions.get(r.partition)
-            if part is None:
-                problems.append(f"rule {r.rule}: partition {r.partition!r} does not exist; "
-                                f"set `{where} slurm_partition` (or default-resources) to one "
-                                f"of {sorted(partitions)}" + no_gpus(r))
-                continue
-        pname = f"partition {part.name!r}"
-        if not part.up:
-            problems.append(f"rule {r.rule}: {pname} is not up (sinfo availability); choose "
-                            f"another with `{where} slurm_partition`")
-        if r.nproc is not None and r.gpus and r.nproc != r.gpus:
-            problems.append(f"rule {r.rule}: nproc {r.nproc} (torchrun processes) != gpu "
-                            f"{r.gpus}: each process drives one GPU; set `{where} nproc` and "
-                            f"`gpu` (or `gres: gpu:N`) to the same number")
-        if r.nproc is not None and r.nodes > 1:
-            problems.append(f"rule {r.rule}: asks for {r.nodes} nodes, but training runs "
-                            f"`torchrun --standalone` on one node; set `{where} nodes` to 1 "
-                            f"(docs/cluster.md, multi-node)")
-        if r.nodes > part.nodes:
-            problems.append(f"rule {r.rule}: asks for {r.nodes} nodes, {pname} has "
-                            f"{part.nodes}; lower `{where} nodes`")
-        if r.cpus > part.cpus:
-            problems.append(f"rule {r.rule}: asks for {r.cpus} CPUs, the largest node of "
-                            f"{pname} has {part.cpus}; lower `set-threads: {r.rule}` (or "
-                            f"`{where} cpus_per_task` / `cpus_per_gpu`)")
-        if r.mem_mb > part.mem_mb:
-            problems.append(f"rule {r.rule}: asks for {r.mem_mb} MB of memory, the largest "
-                            f"node of {pname} has {part.mem_mb} MB; lower `{where} mem_mb`")
-        if r.gpus > part.gpus:
-            fix = (f"lower `{where} gpu` and `nproc`" if r.gpus else "")
-            problems.append(f"rule {r.rule}: asks for {r.gpus} GPUs, the best node of {pname} "
-                            f"has {part.gpus} (sinfo gres); {fix} or set `{where} "
-                            f"slurm_partition` to a GPU partition" + no_gpus(r))
+        part, problem = _partition_of(r, partitions, default, where)
+        if part is None:
+            problems.append(problem)
+            continue
+        problems += _fit_problems(r, part, partitions, where)
         if r.runtime is None:
             no_runtime.append(r.rule)
-        elif part.max_minutes is not None and r.runtime > part.max_minutes:
-            problems.append(f"rule {r.rule}: asks for {_minutes(r.runtime)} (runtime at its "
-                            f"last retry), {pname} allows {_minutes(part.max_minutes)}; lower "
-                            f"`{where} runtime` (or `retries`)")
     if no_runtime and require_runtime:
         problems.append(
             f"rules {', '.join(sorted(set(no_runtime)))}: no time limit (runtime): the "
