@@ -215,6 +215,36 @@ def run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], *,
         torch.set_num_threads(torch_threads)
 
 
+def _convert(reader: Any, layout: SplitLayout, sid: str, fp: str, excluded: dict[str, int],
+             skipped: list[dict]) -> bool:
+    """Read sample ``sid`` and write it in the canonical layout (True); a sample the selection
+    rules exclude is counted in ``excluded``, a broken one appended to ``skipped`` with its
+    reason (False)."""
+    from tqdm import tqdm
+
+    try:
+        rec = reader.read(sid)
+    except Excluded as ex:
+        excluded[ex.reason] = excluded.get(ex.reason, 0) + 1
+        return False
+    except SampleError as err:
+        skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
+        tqdm.write(f"prepare: skipped {sid}: {err}")
+        return False
+    except (ValueError, OSError, KeyError, IndexError, TypeError) as err:
+        # anything else a malformed sample makes a library raise: skipped, named, counted
+        reason = f"{reader.source(sid)}: {type(err).__name__}: {err}".replace("\n", " ")
+        skipped.append({"id": sid, "reason": reason})
+        tqdm.write(f"prepare: skipped {sid}: {reason}")
+        return False
+    meta = dict(rec.meta, source=reader.source(sid), prepare_fingerprint=fp)
+    canonical.write_sample(layout, sid, rgb=rec.rgb, hand_vertices=rec.hand_vertices,
+                           hand_faces=rec.hand_faces, hand_parts=rec.hand_parts,
+                           obj_vertices=rec.obj_vertices, obj_faces=rec.obj_faces,
+                           meta=meta, mask=rec.mask)
+    return True
+
+
 def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str, ds: dict,
          num_shards: int, shard: int, start: float, progress: bool) -> dict:
     from tqdm import tqdm
@@ -235,28 +265,8 @@ def _run(inputs: Inputs, outputs: Outputs, params: Mapping[str, Any], name: str,
         if _complete(layout, sid, fp):
             written.append(sid)
             reused += 1
-            continue
-        try:
-            rec = reader.read(sid)
-        except Excluded as ex:
-            excluded[ex.reason] = excluded.get(ex.reason, 0) + 1
-            continue
-        except SampleError as err:
-            skipped.append({"id": sid, "reason": str(err).replace("\n", " ")})
-            tqdm.write(f"prepare: skipped {sid}: {err}")
-            continue
-        except (ValueError, OSError, KeyError, IndexError, TypeError) as err:
-            # anything else a malformed sample makes a library raise: skipped, named, counted
-            reason = f"{reader.source(sid)}: {type(err).__name__}: {err}".replace("\n", " ")
-            skipped.append({"id": sid, "reason": reason})
-            tqdm.write(f"prepare: skipped {sid}: {reason}")
-            continue
-        meta = dict(rec.meta, source=reader.source(sid), prepare_fingerprint=fp)
-        canonical.write_sample(layout, sid, rgb=rec.rgb, hand_vertices=rec.hand_vertices,
-                               hand_faces=rec.hand_faces, hand_parts=rec.hand_parts,
-                               obj_vertices=rec.obj_vertices, obj_faces=rec.obj_faces,
-                               meta=meta, mask=rec.mask)
-        written.append(sid)
+        elif _convert(reader, layout, sid, fp, excluded, skipped):
+            written.append(sid)
     missing = reader.missing_from_split_file() if hasattr(
         reader, "missing_from_split_file") else []
     seconds = time.perf_counter() - start
