@@ -257,7 +257,6 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], out: Predi
         queries) and totals.
     """
     from gsdf.eval.hand_frame import hand_bones, pose_network
-    from gsdf.hand.root import RootSolveError
 
     device = torch.device(device)
     predicted = cfg.hand_frame == "predicted"
@@ -279,29 +278,40 @@ def reconstruct_samples(model: Any, dataset: Any, ids: Sequence[str], out: Predi
             manifest["skipped_upstream"].append({"id": sid, "reason": reason})
             log.warning("%s: not in the packed split (%s); skipped", sid, reason)
             continue
-        start = time.perf_counter()
-        batch = _collate(dataset[index[sid]], device)
-        frame: dict[str, Any] = {}
-        if predicted:
-            try:
-                batch, frame = _predicted_frame(model, batch, bones)
-            except RootSolveError as err:
-                manifest["no_root"].append({"id": sid, "reason": str(err)})
-                log.warning("%s: root not solved (%s); skipped", sid, err)
-                continue  # its earlier outputs are gone (remove_previous_outputs)
-        result = reconstruct_sample(model, batch, cfg, device,
-                                    point_batch_size=point_batch_size)
-        empty = _write_sample(out, sid, result, frame)
-        if empty:
-            manifest["no_surface"].append({"id": sid, "fields": empty})
-            log.warning("%s: no zero crossing in the %s field(s); no mesh", sid, empty)
-        else:
-            manifest["done"].append(sid)
-        manifest["stats"][sid] = {"seconds": round(time.perf_counter() - start, 3),
-                                  "queries": result["num_queries"],
-                                  **{k: v for k, v in frame.items() if k != "root"}}
+        _reconstruct_one(model, dataset[index[sid]], sid, out, cfg, device, bones,
+                         point_batch_size, manifest)
     _add_totals(manifest, len(ids), predicted)
     return manifest
+
+
+def _reconstruct_one(model: Any, item: Mapping[str, Any], sid: str, out: PredictionLayout,
+                     cfg: ReconstructConfig, device: torch.device, bones: Any,
+                     point_batch_size: int, manifest: dict[str, Any]) -> None:
+    """Reconstruct one dataset ``item`` (id ``sid``), write its files, note it in ``manifest``
+    (``done`` / ``no_surface`` / ``no_root``, ``stats``). ``bones``: the hand's bone lengths
+    with ``hand_frame: predicted``, else None."""
+    from gsdf.hand.root import RootSolveError
+
+    start = time.perf_counter()
+    batch = _collate(item, device)
+    frame: dict[str, Any] = {}
+    if bones is not None:
+        try:
+            batch, frame = _predicted_frame(model, batch, bones)
+        except RootSolveError as err:
+            manifest["no_root"].append({"id": sid, "reason": str(err)})
+            log.warning("%s: root not solved (%s); skipped", sid, err)
+            return  # its earlier outputs are gone (remove_previous_outputs)
+    result = reconstruct_sample(model, batch, cfg, device, point_batch_size=point_batch_size)
+    empty = _write_sample(out, sid, result, frame)
+    if empty:
+        manifest["no_surface"].append({"id": sid, "fields": empty})
+        log.warning("%s: no zero crossing in the %s field(s); no mesh", sid, empty)
+    else:
+        manifest["done"].append(sid)
+    manifest["stats"][sid] = {"seconds": round(time.perf_counter() - start, 3),
+                              "queries": result["num_queries"],
+                              **{k: v for k, v in frame.items() if k != "root"}}
 
 
 def _add_totals(manifest: dict[str, Any], num_samples: int, predicted: bool) -> None:
