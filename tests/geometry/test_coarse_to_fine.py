@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from analytic_fields import FINGER_RADIUS, capsule, sphere
 
 from gsdf.geometry.coarse_to_fine import choose_backend, sample_coarse_to_fine
 from gsdf.geometry.meshing import GridSpec, MeshingConfig, TorchField, mesh_fields
@@ -18,21 +19,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-# A finger-like capsule 1.5 cm thick (as in test_meshing.py).
-FINGER_RADIUS = 0.0075 * 3.5
-
-
-def sphere(p, c=(0.1, 0.05, -0.1), r=0.4):
-    return np.linalg.norm(p - np.asarray(c), axis=1) - r
-
-
-def capsule(p, a=(-0.3, 0.0, 0.02), b=(0.3, 0.1, 0.0), r=FINGER_RADIUS):
-    a, b = np.asarray(a), np.asarray(b)
-    pa, ba = p - a, b - a
-    t = np.clip(pa @ ba / (ba @ ba), 0.0, 1.0)
-    return np.linalg.norm(pa - t[:, None] * ba, axis=1) - r
 
 
 def clamped_capsule(p):
