@@ -65,8 +65,9 @@ def test_the_detector_finds_the_old_ways():
     assert composing_lines('png = Path(self.pattern("renders_dir")) / f"{which}.png"') == []
 
 
-# Readers of the downloads' own layouts (ObMan's {split}/meta/{id}.pkl ...), not the canonical one.
-RAW_FORMAT_READERS = ("data/obman.py", "data/dexycb.py")
+# Readers and fixture writers of the downloads' own layouts (ObMan's {split}/meta/{id}.pkl ...),
+# not the canonical one.
+RAW_FORMAT_READERS = ("data/obman.py", "data/dexycb.py", "testing/raw_datasets.py")
 
 
 def test_only_gsdf_paths_composes_per_sample_paths():

@@ -337,10 +337,12 @@ class Trainer:
             self.save(self.outputs.last, finished=False)
 
     def finish(self) -> None:
-        """Curves and ``config.yaml``, the final checkpoint, and the resumable one at the
-        final state (:func:`gsdf.checkpoint.keep_final_as_last`)."""
+        """Log, curves and ``config.yaml``, the final checkpoint, and the resumable one at the
+        final state (:func:`gsdf.checkpoint.keep_final_as_last`). All of them again when a
+        retry resumes a finished run (Snakemake deleted the failed job's outputs)."""
         env, outputs = self.env, self.outputs
         if env.is_main:
+            write_log_csv(outputs.log_csv, self.state.history)
             name = self.experiment["model"]
             title = f"{self.experiment.get('name', name)} ({name})"
             plot_curves(outputs.curves, self.state.history, title=title)

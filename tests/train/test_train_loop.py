@@ -120,7 +120,9 @@ def test_job_killed_after_training_finished_resumes_at_the_end(tmp_path):
     cfg = _cfg()
     done, rows, out = _run(tmp_path, cfg)
     first = read_checkpoint(out.checkpoint)
-    out.checkpoint.unlink()  # what Snakemake does with the outputs of a failed job
+    log = _losses(out.log_csv)
+    for path in (out.checkpoint, out.log_csv, out.curves, out.config):
+        path.unlink()  # what Snakemake does with the outputs of a failed job
     data = _CountingDataset()
     again, rows_again, _ = _run(tmp_path, cfg, dataset=data)
     assert data.reads == 0, "the retry trained again"
@@ -130,6 +132,7 @@ def test_job_killed_after_training_finished_resumes_at_the_end(tmp_path):
         assert torch.equal(v, second["state_dict"][k]), k
     assert [r["loss"] for r in rows_again] == [r["loss"] for r in rows]
     assert out.curves.exists() and out.config.exists()
+    assert _losses(out.log_csv) == log
     assert out.last.samefile(out.checkpoint)
 
 
