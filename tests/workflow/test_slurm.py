@@ -220,16 +220,17 @@ def test_time_limit_checkpoints_and_the_retry_resumes(runs):
                   r"step (\d+)", train_log)
     ended = re.search(r"resuming from \S*checkpoint\.last\.pt: training had finished "
                       r"\(epoch (\d+), step (\d+)\)", train_log)
-    if ended:
+    first = sorted((runs["cluster"] / ".snakemake/slurm_logs/rule_train_pose").rglob("*.log"))
+    assert m or ended, ("the last attempt did not resume (was the first signalled before its "
+                        "trainer started?); its log:\n" + train_log[-1500:]
+                        + "\nSLURM logs of the attempts:\n"
+                        + "\n".join(p.read_text()[-1500:] for p in first))
+    if m:
+        assert 0 < int(m.group(3)) < POSE_STEPS, m.group(0)
+    else:
         # a retry was signalled after its training finished (a loaded machine): the attempt
         # after it resumed at the end and trained nothing (the mid-run resume's log is gone)
         assert int(ended.group(2)) == POSE_STEPS, ended.group(0)
-        m = ended
-    first = sorted((runs["cluster"] / ".snakemake/slurm_logs/rule_train_pose").rglob("*.log"))
-    assert m, ("the last attempt did not resume (was the first signalled before its trainer "
-               "started?); its log:\n" + train_log[-1500:] + "\nSLURM logs of the attempts:\n"
-               + "\n".join(p.read_text()[-1500:] for p in first))
-    assert ended or 0 < int(m.group(3)) < POSE_STEPS, m.group(0)
     assert not (runs["cluster"] / "results/synth/pose_pose/checkpoint.last.pt").exists()
 
 
