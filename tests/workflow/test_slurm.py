@@ -39,13 +39,15 @@ REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm-cpu"
 EXPERIMENTS = ("gf", "alignsdf", "gsdf")
 JOB_PREFIX = "gsdftest"
-# The pose network trains long enough (about 2.5 minutes on one idle core) that the SIGTERM
-# SLURM sends 90-120 s into a 3-minute job reaches it in the middle of training, also when a
-# loaded machine takes 30-60 s to start the job's Snakemake, torchrun and Python. (A signal
-# that arrives after training has finished but before the job has exited fails the job; the
-# retry then finds checkpoint.last.pt at the final state and only rewrites checkpoint.pt; see
-# docs/cluster.md.)
-POSE_EPOCHS = 180
+# The pose network trains long enough that the SIGTERM SLURM sends 120-150 s into a 3-minute
+# job (TERM@60, checked every 30 s) reaches it in the middle of training: on an idle machine
+# 180 epochs took 86.5 s in the SLURM job (2026-12-04, 9a4d610), so training ended before the
+# signal and the test failed; 450 epochs take about 3.5 minutes there. A loaded machine takes
+# 30-60 s more to start the job's Snakemake, torchrun and Python and trains 2-3x slower; the
+# retries (6 and 9 minutes) leave room for that. (A signal that arrives after training has
+# finished but before the job has exited fails the job; the retry then finds
+# checkpoint.last.pt at the final state and only rewrites checkpoint.pt; see docs/cluster.md.)
+POSE_EPOCHS = 450
 CONFIG = {"preset": "micro",
           "experiment_overrides": {"pose": {"train": {"epochs": POSE_EPOCHS}}}}
 # No periodic checkpoint in either run (a runtime resource of the rule; results do not depend
